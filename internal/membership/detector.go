@@ -1,0 +1,326 @@
+package membership
+
+import (
+	"time"
+
+	"github.com/conclave/conclave/api/peerpb"
+)
+
+// peer is what this node knows about another configured node.
+type peer struct {
+	id    NodeID
+	idx   int
+	links uint8 // links both ends configure
+
+	inc     uint64 // highest incarnation heard
+	deadInc uint64 // incarnations <= deadInc are gone (left or closed)
+	left    bool   // deadInc was announced by a graceful Leave
+
+	lastHeard time.Time
+	linkHeard [8]time.Time
+	linkUp    [8]bool
+	wasHeard  bool
+	wasMutual bool
+
+	heardYou  bool    // its last heartbeat said it hears us
+	deaf      nodeSet // nodes it does not hear mutually (nil: unknown)
+	ring      RingID  // highest ring it reported
+	installed bool
+
+	hbDue       bool
+	nextHB      time.Time
+	lastTrigger time.Time
+
+	// Hold-downs: reasons not to put the node in a view for a while.
+	unresponsiveUntil time.Time // it did not answer as coordinator or member
+	excludedUntil     time.Time // it refused us, or leads a view without us
+	heldUntil         time.Time // it flaps
+	holds             int
+	removals          []time.Time
+}
+
+func (p *peer) gone() bool { return p.inc != 0 && p.inc <= p.deadInc }
+
+// restart resets what we know of the node for a new incarnation.
+func (p *peer) restart(inc uint64, n int) {
+	p.inc = inc
+	p.left = false
+	p.heardYou = false
+	p.deaf = nil
+	p.ring = RingID{}
+	p.installed = false
+	p.hbDue = true
+}
+
+// bestLink is the lowest-numbered link that is up, else the lowest
+// configured one.
+func (p *peer) bestLink() int {
+	first := -1
+	for l := range 8 {
+		if p.links&(1<<l) == 0 {
+			continue
+		}
+		if p.linkUp[l] {
+			return l
+		}
+		if first < 0 {
+			first = l
+		}
+	}
+	return max(first, 0)
+}
+
+// hears: something arrived from the node's current incarnation within the
+// token.
+func (e *Engine) hears(p *peer) bool {
+	return !p.gone() && !p.lastHeard.IsZero() && e.now.Sub(p.lastHeard) <= e.cfg.Token
+}
+
+// mutual: we hear it and it says it hears us.
+func (e *Engine) mutual(p *peer) bool { return p.heardYou && e.hears(p) }
+
+func (e *Engine) heard(p *peer, link int) {
+	p.lastHeard = e.now
+	p.linkHeard[link] = e.now
+	if p.links&(1<<link) != 0 && !p.linkUp[link] {
+		p.linkUp[link] = true
+		e.linkEvent(p, link, true)
+	}
+	if !p.wasHeard {
+		p.wasHeard = true
+		e.viewDirty, e.reachDirty = true, true
+		e.trigger(p)
+	}
+}
+
+func (e *Engine) linkEvent(p *peer, link int, up bool) {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	e.log.Info("link "+state, "node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "link", link)
+	e.emit(Event{Kind: EventLink, Node: p.id, Link: link, Up: up})
+}
+
+// trigger sends a heartbeat to p soon, so that reachability changes
+// propagate in a round trip instead of a heartbeat period. Triggers are
+// spaced at least Retransmit/5 apart per peer; one that comes too early is
+// deferred, never dropped, since it may carry news the peer needs.
+func (e *Engine) trigger(p *peer) {
+	spacing := max(e.cfg.Retransmit/5, time.Millisecond)
+	next := p.lastTrigger.Add(spacing)
+	switch {
+	case p.lastTrigger.IsZero() || !e.now.Before(next):
+		p.hbDue = true
+		p.lastTrigger = e.now
+	case next.Before(p.nextHB):
+		p.nextHB = next
+	}
+}
+
+func (e *Engine) onHeartbeat(p *peer, hb *peerpb.Heartbeat) {
+	if hb.HeardYou != p.heardYou {
+		p.heardYou = hb.HeardYou
+		e.viewDirty, e.reachDirty = true, true
+	}
+	if !hb.HeardYou && e.hears(p) {
+		e.trigger(p)
+	}
+	if hb.NodelistDigest == e.digest {
+		d := nodeSetFrom(hb.Deaf, len(e.ids))
+		if p.deaf == nil || !p.deaf.equal(d) {
+			p.deaf = d
+			e.viewDirty = true
+		}
+	} else if p.deaf != nil {
+		p.deaf = nil
+		e.viewDirty = true
+	}
+	e.peerRing(p, ringOf(hb.Ring))
+	p.installed = hb.Installed && ringOf(hb.Ring) == p.ring
+	if o := e.cur; o != nil && hb.Stable > 0 && ringOf(hb.Ring) == o.ring && p.id == o.ring.Rep {
+		o.updateStable(hb.Stable)
+	}
+}
+
+// peerRing records the ring a peer reports. A node's ring seq only grows, so
+// a report with a lower seq is older news and is ignored.
+func (e *Engine) peerRing(p *peer, r RingID) {
+	if r.IsZero() || r == p.ring || r.Seq < p.ring.Seq {
+		return
+	}
+	p.ring = r
+	e.viewDirty = true
+}
+
+// onGone handles a peer incarnation that left (graceful) or whose process
+// the transport saw die.
+func (e *Engine) onGone(p *peer, inc uint64, graceful bool) {
+	if inc < p.deadInc {
+		return
+	}
+	if inc > p.inc {
+		p.restart(inc, len(e.ids))
+	}
+	wasAlive := !p.gone()
+	p.deadInc = inc
+	p.left = graceful
+	e.reachDirty = true
+	if wasAlive {
+		how := "closed"
+		if graceful {
+			how = "left"
+		}
+		e.log.Info("peer "+how, "node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "incarnation", inc)
+	}
+	e.viewDirty = true
+}
+
+// tickDetector runs timeouts, link state and the heartbeat schedule.
+func (e *Engine) tickDetector() {
+	for _, p := range e.peers {
+		if p.idx == e.self {
+			continue
+		}
+		for l := range 8 {
+			if p.links&(1<<l) == 0 {
+				continue
+			}
+			up := !p.gone() && !p.linkHeard[l].IsZero() && e.now.Sub(p.linkHeard[l]) <= e.cfg.Token
+			if up != p.linkUp[l] {
+				p.linkUp[l] = up
+				e.linkEvent(p, l, up)
+			}
+		}
+		h := e.hears(p)
+		if h != p.wasHeard {
+			p.wasHeard = h
+			e.viewDirty, e.reachDirty = true, true
+		}
+		if m := h && p.heardYou; m != p.wasMutual {
+			p.wasMutual = m
+			e.viewDirty, e.reachDirty = true, true
+		}
+		if !e.now.Before(p.nextHB) {
+			p.hbDue = true
+			p.lastTrigger = e.now
+		}
+		for _, t := range []time.Time{p.unresponsiveUntil, p.excludedUntil, p.heldUntil} {
+			if !t.IsZero() && !t.After(e.now) && t.After(e.now.Add(-e.cfg.Token)) {
+				// a hold-down ran out recently: look again
+				e.viewDirty = true
+			}
+		}
+	}
+}
+
+// computeDeaf recomputes the set of nodes this node does not hear mutually.
+// It reports whether the set changed.
+func (e *Engine) computeDeaf() bool {
+	changed := false
+	for _, p := range e.peers {
+		if p.idx == e.self {
+			continue
+		}
+		d := !e.mutual(p)
+		if d != e.deaf.has(p.idx) {
+			changed = true
+			if d {
+				e.deaf.set(p.idx)
+			} else {
+				e.deaf.clear(p.idx)
+			}
+		}
+	}
+	return changed
+}
+
+// sendHeartbeats sends the due heartbeats, on every shared link. When our
+// own reachability changed since the last heartbeats, every peer gets one
+// now rather than in a period, so views form in round trips.
+func (e *Engine) sendHeartbeats() {
+	if e.reachDirty {
+		e.reachDirty = false
+		e.computeDeaf()
+		if !e.deaf.equal(e.deafSent) {
+			e.deafSent = append(e.deafSent[:0], e.deaf...)
+			if len(e.ids) <= allToAllLimit {
+				for _, q := range e.peers {
+					if q.idx != e.self {
+						e.trigger(q)
+					}
+				}
+			}
+		}
+	}
+	var deaf []byte
+	for _, p := range e.peers {
+		if p.idx == e.self || !p.hbDue {
+			continue
+		}
+		if deaf == nil {
+			e.computeDeaf()
+			e.deafSent = append(e.deafSent[:0], e.deaf...)
+			deaf = e.deaf.bytes()
+		}
+		p.hbDue = false
+		p.nextHB = e.now.Add(e.period)
+		hb := &peerpb.Heartbeat{
+			Ring:           ringPB(e.committed),
+			HeardYou:       e.hears(p),
+			Deaf:           deaf,
+			NodelistDigest: e.digest,
+			PeriodMs:       uint32(e.period / time.Millisecond),
+			Installed:      e.installed && e.ring == e.committed,
+		}
+		if o := e.cur; o != nil && o.isRep && !o.frozen {
+			hb.OrderHigh = o.nextSeq - 1
+			hb.Stable = o.stable
+		}
+		for l := range 8 {
+			if p.links&(1<<l) != 0 {
+				m := e.stamp(p.id, &peerpb.Message{Body: &peerpb.Message_Heartbeat{Heartbeat: hb}})
+				e.out.Messages = append(e.out.Messages, Outgoing{To: p.id, Link: l, Msg: m})
+			}
+		}
+	}
+}
+
+// recordRemoval counts a node dropping out of our view without a graceful
+// leave; a node that does so FlapCount times within FlapWindow is held out of
+// views for a while, so a bad link or a crash-looping agent does not keep the
+// whole cluster changing views.
+func (e *Engine) recordRemoval(p *peer) {
+	since := e.now.Add(-e.cfg.FlapWindow)
+	kept := p.removals[:0]
+	for _, t := range p.removals {
+		if t.After(since) {
+			kept = append(kept, t)
+		}
+	}
+	p.removals = append(kept, e.now)
+	if len(p.removals) < e.cfg.FlapCount {
+		return
+	}
+	d := e.cfg.FlapHolddown << min(p.holds, 5)
+	p.holds++
+	p.heldUntil = e.now.Add(d)
+	p.removals = nil
+	e.log.Warn("node keeps leaving and rejoining; holding it out of the view",
+		"node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "for", d, "removals", e.cfg.FlapCount, "within", e.cfg.FlapWindow)
+	e.emit(Event{Kind: EventHeldOut, Node: p.id, Until: p.heldUntil})
+}
+
+func ringOf(r *peerpb.RingID) RingID {
+	if r == nil {
+		return RingID{}
+	}
+	return RingID{Rep: NodeID(r.Rep), Seq: r.Seq}
+}
+
+func ringPB(r RingID) *peerpb.RingID {
+	if r.IsZero() {
+		return nil
+	}
+	return &peerpb.RingID{Rep: uint32(r.Rep), Seq: r.Seq}
+}
