@@ -39,10 +39,24 @@ type peer struct {
 	removals          []time.Time
 }
 
+// wake makes sure tickDetector looks again no later than t.
+func (e *Engine) wake(t time.Time) {
+	if e.nextScan.IsZero() || t.Before(e.nextScan) {
+		e.nextScan = t
+	}
+}
+
 func (p *peer) gone() bool { return p.inc != 0 && p.inc <= p.deadInc }
 
+// restartPeer resets what we know of p for a new incarnation.
+func (e *Engine) restartPeer(p *peer, inc uint64) {
+	p.restart(inc)
+	e.hbPending = true
+	e.refresh(p)
+}
+
 // restart resets what we know of the node for a new incarnation.
-func (p *peer) restart(inc uint64, n int) {
+func (p *peer) restart(inc uint64) {
 	p.inc = inc
 	p.left = false
 	p.heardYou = false
@@ -85,12 +99,15 @@ func (e *Engine) heard(p *peer, link int) {
 	if p.links&(1<<link) != 0 && !p.linkUp[link] {
 		p.linkUp[link] = true
 		e.linkEvent(p, link, true)
+		e.wake(e.now.Add(e.cfg.Token))
 	}
 	if !p.wasHeard {
 		p.wasHeard = true
 		e.viewDirty, e.reachDirty = true, true
 		e.trigger(p)
+		e.wake(e.now.Add(e.cfg.Token))
 	}
+	e.refresh(p)
 }
 
 func (e *Engine) linkEvent(p *peer, link int, up bool) {
@@ -98,7 +115,7 @@ func (e *Engine) linkEvent(p *peer, link int, up bool) {
 	if up {
 		state = "up"
 	}
-	e.log.Info("link "+state, "node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "link", link)
+	e.log.Info("link "+state, "ring", e.ring.String(), "peer", p.id, "link", link)
 	e.emit(Event{Kind: EventLink, Node: p.id, Link: link, Up: up})
 }
 
@@ -112,16 +129,18 @@ func (e *Engine) trigger(p *peer) {
 	switch {
 	case p.lastTrigger.IsZero() || !e.now.Before(next):
 		p.hbDue = true
+		e.hbPending = true
 		p.lastTrigger = e.now
 	case next.Before(p.nextHB):
 		p.nextHB = next
+		e.wake(next)
 	}
 }
 
 func (e *Engine) onHeartbeat(p *peer, hb *peerpb.Heartbeat) {
 	if hb.HeardYou != p.heardYou {
 		p.heardYou = hb.HeardYou
-		e.viewDirty, e.reachDirty = true, true
+		e.refresh(p)
 	}
 	if !hb.HeardYou && e.hears(p) {
 		e.trigger(p)
@@ -160,24 +179,35 @@ func (e *Engine) onGone(p *peer, inc uint64, graceful bool) {
 		return
 	}
 	if inc > p.inc {
-		p.restart(inc, len(e.ids))
+		e.restartPeer(p, inc)
 	}
 	wasAlive := !p.gone()
 	p.deadInc = inc
 	p.left = graceful
-	e.reachDirty = true
+	e.refresh(p)
 	if wasAlive {
 		how := "closed"
 		if graceful {
 			how = "left"
 		}
-		e.log.Info("peer "+how, "node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "incarnation", inc)
+		e.log.Info("peer "+how, "ring", e.ring.String(), "peer", p.id, "incarnation", inc)
 	}
 	e.viewDirty = true
 }
 
-// tickDetector runs timeouts, link state and the heartbeat schedule.
+// tickDetector runs timeouts, link state and the heartbeat schedule. It
+// scans the peers only when a deadline is due (nextScan): with a thousand
+// peers a scan per tick would dominate the cost of a quiet cluster.
 func (e *Engine) tickDetector() {
+	if !e.nextScan.IsZero() && e.now.Before(e.nextScan) {
+		return
+	}
+	next := e.now.Add(e.cfg.Token)
+	soon := func(t time.Time) {
+		if t.After(e.now) && t.Before(next) {
+			next = t
+		}
+	}
 	for _, p := range e.peers {
 		if p.idx == e.self {
 			continue
@@ -191,6 +221,9 @@ func (e *Engine) tickDetector() {
 				p.linkUp[l] = up
 				e.linkEvent(p, l, up)
 			}
+			if up {
+				soon(p.linkHeard[l].Add(e.cfg.Token + 1))
+			}
 		}
 		h := e.hears(p)
 		if h != p.wasHeard {
@@ -201,38 +234,46 @@ func (e *Engine) tickDetector() {
 			p.wasMutual = m
 			e.viewDirty, e.reachDirty = true, true
 		}
+		e.refresh(p)
+		if h {
+			soon(p.lastHeard.Add(e.cfg.Token + 1))
+		}
 		if !e.now.Before(p.nextHB) {
 			p.hbDue = true
+			e.hbPending = true
 			p.lastTrigger = e.now
+		} else {
+			soon(p.nextHB)
 		}
 		for _, t := range []time.Time{p.unresponsiveUntil, p.excludedUntil, p.heldUntil} {
-			if !t.IsZero() && !t.After(e.now) && t.After(e.now.Add(-e.cfg.Token)) {
-				// a hold-down ran out recently: look again
-				e.viewDirty = true
+			if t.IsZero() {
+				continue
 			}
+			if !t.After(e.now) && t.After(e.now.Add(-e.cfg.Token)) {
+				e.viewDirty = true // a hold-down ran out: look again
+			}
+			soon(t)
 		}
 	}
+	e.nextScan = next
 }
 
-// computeDeaf recomputes the set of nodes this node does not hear mutually.
-// It reports whether the set changed.
-func (e *Engine) computeDeaf() bool {
-	changed := false
-	for _, p := range e.peers {
-		if p.idx == e.self {
-			continue
-		}
-		d := !e.mutual(p)
-		if d != e.deaf.has(p.idx) {
-			changed = true
-			if d {
-				e.deaf.set(p.idx)
-			} else {
-				e.deaf.clear(p.idx)
-			}
-		}
+// refresh re-derives p's place in the deaf set (nodes we do not hear
+// mutually) after anything that can change it. Keeping the set up to date
+// peer by peer spares a scan of every peer on every message.
+func (e *Engine) refresh(p *peer) {
+	if p.idx == e.self {
+		return
 	}
-	return changed
+	d := !e.mutual(p)
+	if d != e.deaf.has(p.idx) {
+		if d {
+			e.deaf.set(p.idx)
+		} else {
+			e.deaf.clear(p.idx)
+		}
+		e.viewDirty, e.reachDirty = true, true
+	}
 }
 
 // sendHeartbeats sends the due heartbeats, on every shared link. When our
@@ -241,7 +282,6 @@ func (e *Engine) computeDeaf() bool {
 func (e *Engine) sendHeartbeats() {
 	if e.reachDirty {
 		e.reachDirty = false
-		e.computeDeaf()
 		if !e.deaf.equal(e.deafSent) {
 			e.deafSent = append(e.deafSent[:0], e.deaf...)
 			if len(e.ids) <= allToAllLimit {
@@ -253,18 +293,22 @@ func (e *Engine) sendHeartbeats() {
 			}
 		}
 	}
+	if !e.hbPending {
+		return
+	}
+	e.hbPending = false
 	var deaf []byte
 	for _, p := range e.peers {
 		if p.idx == e.self || !p.hbDue {
 			continue
 		}
 		if deaf == nil {
-			e.computeDeaf()
 			e.deafSent = append(e.deafSent[:0], e.deaf...)
 			deaf = e.deaf.bytes()
 		}
 		p.hbDue = false
 		p.nextHB = e.now.Add(e.period)
+		e.wake(p.nextHB)
 		hb := &peerpb.Heartbeat{
 			Ring:           ringPB(e.committed),
 			HeardYou:       e.hears(p),
@@ -307,7 +351,7 @@ func (e *Engine) recordRemoval(p *peer) {
 	p.heldUntil = e.now.Add(d)
 	p.removals = nil
 	e.log.Warn("node keeps leaving and rejoining; holding it out of the view",
-		"node", e.cfg.Self, "ring", e.ring.String(), "peer", p.id, "for", d, "removals", e.cfg.FlapCount, "within", e.cfg.FlapWindow)
+		"ring", e.ring.String(), "peer", p.id, "for", d, "removals", e.cfg.FlapCount, "within", e.cfg.FlapWindow)
 	e.emit(Event{Kind: EventHeldOut, Node: p.id, Until: p.heldUntil})
 }
 

@@ -101,9 +101,12 @@ type Engine struct {
 	waitFor     NodeID
 	waitSince   time.Time
 	nextAttempt uint64
-	deaf        nodeSet // nodes not heard mutually, self excluded
-	deafSent    nodeSet // deaf as last sent in heartbeats
-	reachDirty  bool    // reachability may have changed since deafSent
+	deaf        nodeSet   // nodes not heard mutually, self excluded
+	deafSent    nodeSet   // deaf as last sent in heartbeats
+	reachDirty  bool      // reachability may have changed since deafSent
+	hbPending   bool      // some peer has a heartbeat due
+	nextScan    time.Time // earliest deadline tickDetector must look at
+	joinAt      time.Time // a deferred join is due for a look
 
 	queue      []*outMsg // local messages not yet handed to a ring
 	queueBytes int
@@ -160,6 +163,9 @@ func New(cfg Config) (*Engine, error) {
 	e.peers = make([]*peer, len(e.ids))
 	for i, id := range e.ids {
 		e.peers[i] = &peer{id: id, idx: i, links: linksOf[id] & e.links}
+		if i != e.self {
+			e.deaf.set(i) // nobody is heard yet
+		}
 	}
 	return e, nil
 }
@@ -212,7 +218,7 @@ func (e *Engine) start(now time.Time) {
 	e.lastTick = now
 	e.chosenSince = now
 	e.viewDirty = true
-	e.log.Info("membership engine starting", "node", e.cfg.Self, "incarnation", e.cfg.Incarnation,
+	e.log.Info("membership engine starting", "incarnation", e.cfg.Incarnation,
 		"nodes", len(e.ids), "token", e.cfg.Token, "heartbeat", e.period)
 }
 
@@ -230,7 +236,7 @@ func (e *Engine) advance(now time.Time) {
 	gap := now.Sub(e.lastTick)
 	if gap > e.cfg.Token/2 {
 		e.log.Warn("this node was not scheduled; not blaming peers for it",
-			"node", e.cfg.Self, "ring", e.ring.String(), "paused", gap.Round(time.Millisecond))
+			"ring", e.ring.String(), "paused", gap.Round(time.Millisecond))
 		grace := now.Add(-e.cfg.Token + 2*e.period)
 		for _, p := range e.peers {
 			if p.idx == e.self || p.lastHeard.IsZero() {
@@ -238,6 +244,8 @@ func (e *Engine) advance(now time.Time) {
 			}
 			if p.lastHeard.Before(grace) && !p.gone() {
 				p.lastHeard = grace
+				e.wake(grace.Add(e.cfg.Token + 1))
+				e.refresh(p)
 				for l := range p.linkHeard {
 					if !p.linkHeard[l].IsZero() && p.linkHeard[l].Before(grace) {
 						p.linkHeard[l] = grace
@@ -271,7 +279,7 @@ func (e *Engine) Step(now time.Time, link int, m *peerpb.Message) {
 		return
 	}
 	if m.Incarnation > p.inc {
-		p.restart(m.Incarnation, len(e.ids))
+		e.restartPeer(p, m.Incarnation)
 		e.viewDirty = true
 	}
 	e.heard(p, link)
@@ -303,8 +311,15 @@ func (e *Engine) Step(now time.Time, link int, m *peerpb.Message) {
 	default:
 		e.stats.Dropped++
 	}
-	if e.viewDirty {
-		e.evaluate()
+	// View-protocol messages and departures are acted on at once; mere
+	// reachability news from heartbeats waits for the next Tick, so a
+	// burst of heartbeats costs one evaluation, not one each.
+	switch m.Body.(type) {
+	case *peerpb.Message_Heartbeat, *peerpb.Message_Submit, *peerpb.Message_Order, *peerpb.Message_Ack:
+	default:
+		if e.viewDirty {
+			e.evaluate()
+		}
 	}
 }
 
@@ -348,7 +363,7 @@ func (e *Engine) Leave(now time.Time) {
 			}
 		}
 	}
-	e.log.Info("leaving the cluster", "node", e.cfg.Self, "ring", e.ring.String())
+	e.log.Info("leaving the cluster", "ring", e.ring.String())
 	e.state = StateLeft
 	e.installed = false
 }
@@ -430,14 +445,14 @@ func memberIDs(ms []Member) []NodeID {
 }
 
 func (e *Engine) isMember(id NodeID) (Member, bool) {
-	i, ok := slices.BinarySearchFunc(e.members, id, func(m Member, id NodeID) int { return int64cmp(int64(m.Node), int64(id)) })
+	i, ok := slices.BinarySearchFunc(e.members, id, func(m Member, id NodeID) int { return cmpNode(m.Node, id) })
 	if !ok {
 		return Member{}, false
 	}
 	return e.members[i], true
 }
 
-func int64cmp(a, b int64) int {
+func cmpNode(a, b NodeID) int {
 	switch {
 	case a < b:
 		return -1
@@ -445,6 +460,12 @@ func int64cmp(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// hasMember reports whether the sorted member list ms holds m.
+func hasMember(ms []Member, m Member) bool {
+	i, ok := slices.BinarySearchFunc(ms, m.Node, func(x Member, id NodeID) int { return cmpNode(x.Node, id) })
+	return ok && ms[i].Incarnation == m.Incarnation
 }
 
 // Status is a snapshot for status displays.

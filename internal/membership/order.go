@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"slices"
 	"time"
 
 	"github.com/conclave/conclave/api/peerpb"
@@ -104,6 +105,23 @@ type order struct {
 	progress    map[NodeID]time.Time
 	lastRetrans map[NodeID]time.Time
 	outbox      []*peerpb.Entry
+	stableDirty bool
+}
+
+// recomputeStable is the representative's stable point: the lowest
+// acknowledgement of any member.
+func (o *order) recomputeStable(e *Engine) {
+	if !o.stableDirty {
+		return
+	}
+	o.stableDirty = false
+	st := o.nextSeq - 1
+	for _, m := range o.members {
+		if m.Node != e.cfg.Self {
+			st = min(st, o.acks[m.Node])
+		}
+	}
+	o.updateStable(st)
 }
 
 func newOrder(e *Engine, ring RingID, members []Member) *order {
@@ -130,20 +148,19 @@ func newOrder(e *Engine, ring RingID, members []Member) *order {
 	return o
 }
 
+// memberIndex finds id among the ring's members (sorted by node).
+func (o *order) memberIndex(id NodeID) (int, bool) {
+	return slices.BinarySearchFunc(o.members, id, func(m Member, id NodeID) int { return cmpNode(m.Node, id) })
+}
+
 func (o *order) member(id NodeID) bool {
-	for _, m := range o.members {
-		if m.Node == id {
-			return true
-		}
-	}
-	return false
+	_, ok := o.memberIndex(id)
+	return ok
 }
 
 func (o *order) incarnationOf(id NodeID) uint64 {
-	for _, m := range o.members {
-		if m.Node == id {
-			return m.Incarnation
-		}
+	if i, ok := o.memberIndex(id); ok {
+		return o.members[i].Incarnation
 	}
 	return 0
 }
@@ -400,11 +417,7 @@ func (e *Engine) onAck(p *peer, a *peerpb.Ack) {
 	if !ok || a.Received > prev {
 		o.acks[p.id] = min(a.Received, o.nextSeq-1)
 		o.progress[p.id] = e.now
-		st := o.nextSeq - 1
-		for _, m := range o.members {
-			st = min(st, o.acks[m.Node])
-		}
-		o.updateStable(st)
+		o.stableDirty = true // recomputed once per Ready, not per Ack
 	}
 }
 
@@ -478,6 +491,7 @@ func (e *Engine) flush() {
 					break // LogLimit reached: wait for acknowledgements
 				}
 			}
+			o.recomputeStable(e)
 			e.broadcastOutbox(o)
 		} else {
 			e.submitInflight(o)

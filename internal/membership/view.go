@@ -38,6 +38,7 @@ import (
 type coordinator struct {
 	attempt    uint64
 	members    []Member
+	prepare    *peerpb.Prepare
 	flushes    map[NodeID]*peerpb.Flush
 	started    time.Time
 	lastSend   map[NodeID]time.Time
@@ -64,7 +65,7 @@ type recovery struct {
 
 // candidate: a node we could put in a view now.
 func (e *Engine) candidate(p *peer) bool {
-	return e.mutual(p) && !p.heldUntil.After(e.now) && !p.unresponsiveUntil.After(e.now) && !p.excludedUntil.After(e.now)
+	return !e.deaf.has(p.idx) && !p.heldUntil.After(e.now) && !p.unresponsiveUntil.After(e.now) && !p.excludedUntil.After(e.now)
 }
 
 // choose returns the view this node would form now, sorted by node id.
@@ -91,6 +92,15 @@ func (e *Engine) choose() []NodeID {
 		}
 	}
 	for _, p := range e.peers {
+		// Never pull a node out of a view led by a lower node: that node
+		// absorbs what it can reach, and a tug of war between coordinators
+		// would never settle.
+		// (Its leader itself, and anyone whose leader is with us, is fine.)
+		if r := p.ring.Rep; r != 0 && r < e.cfg.Self && r != p.id {
+			if i, ok := e.index[r]; ok && !in.has(i) {
+				continue
+			}
+		}
 		try(p)
 	}
 	ids := make([]NodeID, 0, in.count())
@@ -122,7 +132,7 @@ func (e *Engine) broken(chosen []NodeID) bool {
 			continue
 		}
 		p := e.peer(m.Node)
-		if !slices.Contains(chosen, m.Node) || p.inc != m.Incarnation || !e.viewMate(p) {
+		if _, ok := slices.BinarySearch(chosen, m.Node); !ok || p.inc != m.Incarnation || !e.viewMate(p) {
 			return true
 		}
 	}
@@ -160,10 +170,10 @@ func hashIDs(ids []NodeID) uint64 {
 // evaluate decides whether to start, restart or wait for a view change.
 func (e *Engine) evaluate() {
 	e.viewDirty = false
+	e.joinAt = time.Time{}
 	if e.state == StateLeft || !e.started {
 		return
 	}
-	e.computeDeaf()
 	chosen := e.choose()
 	if sig := hashIDs(chosen); sig != e.chosenSig {
 		e.chosenSig = sig
@@ -173,7 +183,7 @@ func (e *Engine) evaluate() {
 		// A proposed member is no longer reachable: propose again without
 		// it at once, rather than wait out Consensus.
 		for _, m := range c.members {
-			if !slices.Contains(chosen, m.Node) || (m.Node != e.cfg.Self && e.peer(m.Node).inc != m.Incarnation) {
+			if _, ok := slices.BinarySearch(chosen, m.Node); !ok || (m.Node != e.cfg.Self && e.peer(m.Node).inc != m.Incarnation) {
 				if chosen[0] == e.cfg.Self {
 					e.startAttempt(chosen)
 				} else {
@@ -187,7 +197,7 @@ func (e *Engine) evaluate() {
 	}
 	e.needing = e.needChange(chosen)
 	if e.log.Enabled(nil, slog.LevelDebug) {
-		e.log.Debug("evaluate", "node", e.cfg.Self, "ring", e.ring.String(), "state", e.state.String(), "chosen", chosen, "need", e.needing, "deaf", e.deafString())
+		e.log.Debug("evaluate", "ring", e.ring.String(), "state", e.state.String(), "chosen", chosen, "need", e.needing, "deaf", e.deafString())
 	}
 	if !e.needing {
 		e.waitFor = 0
@@ -196,7 +206,8 @@ func (e *Engine) evaluate() {
 	leader := chosen[0]
 	if leader == e.cfg.Self {
 		if e.adds(chosen) && e.now.Sub(e.chosenSince) < e.cfg.Join {
-			return // let joins settle; tickView looks again
+			e.joinAt = e.chosenSince.Add(e.cfg.Join) // let joins settle
+			return
 		}
 		e.startAttempt(chosen)
 		return
@@ -225,7 +236,7 @@ func (e *Engine) tickView() {
 		cp := e.peer(p.coord)
 		cp.unresponsiveUntil = now.Add(4 * e.cfg.Consensus)
 		e.log.Warn("coordinator did not commit the view; giving up on it",
-			"node", e.cfg.Self, "ring", e.ring.String(), "coordinator", p.coord, "attempt", p.attempt)
+			"ring", e.ring.String(), "coordinator", p.coord, "attempt", p.attempt)
 		e.prep = nil
 		e.state = StateGather
 		e.viewDirty = true
@@ -234,14 +245,14 @@ func (e *Engine) tickView() {
 		p := e.peer(e.waitFor)
 		p.unresponsiveUntil = now.Add(4 * e.cfg.Consensus)
 		e.log.Info("expected coordinator does not form a view with this node; going on without it",
-			"node", e.cfg.Self, "ring", e.ring.String(), "coordinator", e.waitFor)
+			"ring", e.ring.String(), "coordinator", e.waitFor)
 		e.waitFor = 0
 		e.viewDirty = true
 	}
 	if e.recov != nil {
 		e.recoverStep()
 	}
-	if e.viewDirty || e.needing {
+	if e.viewDirty || (!e.joinAt.IsZero() && !now.Before(e.joinAt)) {
 		e.evaluate()
 	}
 }
@@ -266,10 +277,11 @@ func (e *Engine) startAttempt(chosen []NodeID) {
 	}
 	e.coord = c
 	e.waitFor = 0
-	e.log.Info("forming view", "node", e.cfg.Self, "ring", e.ring.String(), "attempt", c.attempt, "members", chosen)
+	e.log.Info("forming view", "ring", e.ring.String(), "attempt", c.attempt, "members", chosen)
 	c.flushes[e.cfg.Self] = e.prepare(e.cfg.Self, e.cfg.Incarnation, c.attempt)
 	prep := &peerpb.Prepare{Attempt: c.attempt, Members: pm}
-	for _, m := range c.members[:] {
+	c.prepare = prep
+	for _, m := range c.members {
 		if m.Node != e.cfg.Self {
 			e.send(m.Node, &peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: prep}})
 			c.lastSend[m.Node] = e.now
@@ -277,7 +289,7 @@ func (e *Engine) startAttempt(chosen []NodeID) {
 	}
 	// Nodes we hear but leave out learn it now instead of waiting for us.
 	for _, p := range e.peers {
-		if p.idx != e.self && e.mutual(p) && !slices.Contains(chosen, p.id) {
+		if _, in := slices.BinarySearch(chosen, p.id); p.idx != e.self && e.mutual(p) && !in {
 			e.send(p.id, &peerpb.Message{Body: &peerpb.Message_Reject{Reject: &peerpb.Reject{Attempt: c.attempt, Ring: ringPB(e.committed)}}})
 		}
 	}
@@ -308,7 +320,7 @@ func (e *Engine) tickCoordinator(c *coordinator) {
 				}
 			}
 			e.log.Warn("members did not answer; forming the view without them",
-				"node", e.cfg.Self, "ring", e.ring.String(), "attempt", c.attempt, "silent", silent)
+				"ring", e.ring.String(), "attempt", c.attempt, "silent", silent)
 			e.abortAttempt()
 			e.viewDirty = true
 			return
@@ -343,11 +355,7 @@ func (e *Engine) tickCoordinator(c *coordinator) {
 }
 
 func (e *Engine) resendPrepare(c *coordinator, to NodeID) {
-	pm := make([]*peerpb.Member, len(c.members))
-	for i, m := range c.members {
-		pm[i] = &peerpb.Member{Node: uint32(m.Node), Incarnation: m.Incarnation}
-	}
-	e.send(to, &peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: &peerpb.Prepare{Attempt: c.attempt, Members: pm}}})
+	e.send(to, &peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: c.prepare}})
 	c.lastSend[to] = e.now
 	e.stats.Retransmissions++
 }
@@ -356,7 +364,7 @@ func (e *Engine) resendPrepare(c *coordinator, to NodeID) {
 // Flush describing it.
 func (e *Engine) prepare(coord NodeID, inc, attempt uint64) *peerpb.Flush {
 	if e.coord != nil && coord != e.cfg.Self {
-		e.log.Info("following a lower coordinator", "node", e.cfg.Self, "ring", e.ring.String(), "coordinator", coord)
+		e.log.Info("following a lower coordinator", "ring", e.ring.String(), "coordinator", coord)
 		e.coord = nil
 	}
 	if e.state == StateRecover {
@@ -394,7 +402,6 @@ func (e *Engine) onPrepare(p *peer, inc uint64, pr *peerpb.Prepare) {
 		reject(0)
 		return
 	}
-	e.computeDeaf()
 	if leader := e.choose()[0]; p.id > leader {
 		reject(leader)
 		return
@@ -511,7 +518,7 @@ func (e *Engine) onCommit(p *peer, inc uint64, cm *peerpb.Commit) {
 		return
 	}
 	if ring.Seq <= e.maxSeq {
-		e.log.Error("refusing a commit whose ring seq is not above ours", "node", e.cfg.Self, "ring", ring.String(), "max_seq", e.maxSeq)
+		e.log.Error("refusing a commit whose ring seq is not above ours", "ring", ring.String(), "max_seq", e.maxSeq)
 		return
 	}
 	e.applyCommit(cm)
@@ -720,12 +727,12 @@ func (e *Engine) finishTransition() {
 	e.installed = false
 	var joined, left []NodeID
 	for _, m := range e.members {
-		if !slices.Contains(oldMembers, m) {
+		if !hasMember(oldMembers, m) {
 			joined = append(joined, m.Node)
 		}
 	}
 	for _, m := range oldMembers {
-		if !slices.Contains(e.members, m) {
+		if !hasMember(e.members, m) {
 			left = append(left, m.Node)
 			if m.Node == e.cfg.Self {
 				continue
@@ -736,7 +743,7 @@ func (e *Engine) finishTransition() {
 		}
 	}
 	ids := memberIDs(e.members)
-	e.log.Info("view started", "node", e.cfg.Self, "ring", e.ring.String(), "members", ids, "joined", joined, "left", left)
+	e.log.Info("view started", "ring", e.ring.String(), "members", ids, "joined", joined, "left", left)
 	e.emit(Event{Kind: EventNodelist, Ring: e.ring, Members: ids, Joined: joined, Left: left})
 	e.viewDirty = true
 	e.cur.deliverReady(e)
@@ -748,12 +755,12 @@ func (e *Engine) install(o *order) {
 	ids := memberIDs(o.members)
 	var joined, left []NodeID
 	for _, id := range ids {
-		if !slices.Contains(e.lastInst, id) {
+		if _, ok := slices.BinarySearch(e.lastInst, id); !ok {
 			joined = append(joined, id)
 		}
 	}
 	for _, id := range e.lastInst {
-		if !slices.Contains(ids, id) {
+		if _, ok := slices.BinarySearch(ids, id); !ok {
 			left = append(left, id)
 		}
 	}
@@ -762,7 +769,7 @@ func (e *Engine) install(o *order) {
 		e.state = StateOperational
 		e.installed = true
 	}
-	e.log.Info("view installed", "node", e.cfg.Self, "ring", o.ring.String(), "members", ids)
+	e.log.Info("view installed", "ring", o.ring.String(), "members", ids)
 	e.emit(Event{Kind: EventInstalled, Ring: o.ring, Members: ids, Joined: joined, Left: left})
 }
 

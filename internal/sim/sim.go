@@ -87,6 +87,7 @@ type Sim struct {
 	jitter  time.Duration
 
 	Check   *Checker
+	observe func(*Node, membership.Event)
 	msgSeq  int
 	Trace   io.Writer // if set, events are printed as they happen
 	nSteps  uint64
@@ -186,7 +187,7 @@ func (s *Sim) engineConfig(n *Node) membership.Config {
 	}
 	lg := s.opts.Logger
 	if lg != nil {
-		lg = lg.With("sim_node", n.ID)
+		lg = lg.With("inc", n.Incarnation)
 	}
 	return membership.Config{
 		Self: n.ID, Incarnation: n.Incarnation, Nodes: nodes,
@@ -373,6 +374,9 @@ func (s *Sim) drain(n *Node) {
 		}
 		for _, ev := range r.Events {
 			s.Check.event(n, ev)
+			if s.observe != nil {
+				s.observe(n, ev)
+			}
 			if s.Trace != nil && ev.Kind != membership.EventDeliver {
 				fmt.Fprintf(s.Trace, "%8v node %d %s ring %s members %v\n", s.Elapsed(), n.ID, ev.Kind, ev.Ring, ev.Members)
 			}
