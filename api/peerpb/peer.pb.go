@@ -517,6 +517,8 @@ type Heartbeat struct {
 	OrderHigh      uint64                 `protobuf:"varint,6,opt,name=order_high,json=orderHigh,proto3" json:"order_high,omitempty"`                 // representative only: highest sequence number assigned in ring
 	Stable         uint64                 `protobuf:"varint,7,opt,name=stable,proto3" json:"stable,omitempty"`                                        // representative only: every member holds all up to here
 	Installed      bool                   `protobuf:"varint,8,opt,name=installed,proto3" json:"installed,omitempty"`                                  // the sender finished the sync of ring
+	State          uint32                 `protobuf:"varint,9,opt,name=state,proto3" json:"state,omitempty"`                                          // the sender's engine state (membership.State)
+	Seq            uint64                 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`                                             // per-incarnation counter: a reordered older heartbeat is ignored
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -605,6 +607,20 @@ func (x *Heartbeat) GetInstalled() bool {
 		return x.Installed
 	}
 	return false
+}
+
+func (x *Heartbeat) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // Leave announces a graceful shutdown of the sender's incarnation.
@@ -1423,7 +1439,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03ack\x18\x13 \x01(\v2\x15.conclave.peer.v1.AckH\x00R\x03ack\x12/\n" +
 	"\x05fetch\x18\x14 \x01(\v2\x17.conclave.peer.v1.FetchH\x00R\x05fetch\x125\n" +
 	"\aretrans\x18\x15 \x01(\v2\x19.conclave.peer.v1.RetransH\x00R\aretransB\x06\n" +
-	"\x04body\"\x85\x02\n" +
+	"\x04body\"\xad\x02\n" +
 	"\tHeartbeat\x12,\n" +
 	"\x04ring\x18\x01 \x01(\v2\x18.conclave.peer.v1.RingIDR\x04ring\x12\x1b\n" +
 	"\theard_you\x18\x02 \x01(\bR\bheardYou\x12\x12\n" +
@@ -1433,7 +1449,10 @@ const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"order_high\x18\x06 \x01(\x04R\torderHigh\x12\x16\n" +
 	"\x06stable\x18\a \x01(\x04R\x06stable\x12\x1c\n" +
-	"\tinstalled\x18\b \x01(\bR\tinstalled\"\a\n" +
+	"\tinstalled\x18\b \x01(\bR\tinstalled\x12\x14\n" +
+	"\x05state\x18\t \x01(\rR\x05state\x12\x10\n" +
+	"\x03seq\x18\n" +
+	" \x01(\x04R\x03seq\"\a\n" +
 	"\x05Leave\"W\n" +
 	"\aPrepare\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x04R\aattempt\x122\n" +

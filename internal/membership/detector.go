@@ -17,14 +17,16 @@ type peer struct {
 	left    bool   // deadInc was announced by a graceful Leave
 
 	lastHeard time.Time
-	linkHeard [8]time.Time
-	linkUp    [8]bool
+	linkHeard []time.Time // per link number, up to the highest configured
+	linkUp    []bool
 	wasHeard  bool
 	wasMutual bool
 
 	heardYou  bool    // its last heartbeat said it hears us
 	deaf      nodeSet // nodes it does not hear mutually (nil: unknown)
 	ring      RingID  // highest ring it reported
+	state     State   // its state, from its latest heartbeat
+	hbSeq     uint64  // seq of its latest heartbeat
 	installed bool
 
 	hbDue       bool
@@ -51,8 +53,16 @@ func (p *peer) gone() bool { return p.inc != 0 && p.inc <= p.deadInc }
 // restartPeer resets what we know of p for a new incarnation.
 func (e *Engine) restartPeer(p *peer, inc uint64) {
 	p.restart(inc)
-	e.hbPending = true
+	e.due(p)
 	e.refresh(p)
+}
+
+// due queues a heartbeat to p for the next Ready.
+func (e *Engine) due(p *peer) {
+	if !p.hbDue {
+		p.hbDue = true
+		e.dueList = append(e.dueList, p.idx)
+	}
 }
 
 // restart resets what we know of the node for a new incarnation.
@@ -62,15 +72,16 @@ func (p *peer) restart(inc uint64) {
 	p.heardYou = false
 	p.deaf = nil
 	p.ring = RingID{}
+	p.state = StateGather
+	p.hbSeq = 0
 	p.installed = false
-	p.hbDue = true
 }
 
 // bestLink is the lowest-numbered link that is up, else the lowest
 // configured one.
 func (p *peer) bestLink() int {
 	first := -1
-	for l := range 8 {
+	for l := range len(p.linkUp) {
 		if p.links&(1<<l) == 0 {
 			continue
 		}
@@ -95,6 +106,9 @@ func (e *Engine) mutual(p *peer) bool { return p.heardYou && e.hears(p) }
 
 func (e *Engine) heard(p *peer, link int) {
 	p.lastHeard = e.now
+	if link >= len(p.linkHeard) {
+		return // not a link we configure with this peer
+	}
 	p.linkHeard[link] = e.now
 	if p.links&(1<<link) != 0 && !p.linkUp[link] {
 		p.linkUp[link] = true
@@ -128,8 +142,7 @@ func (e *Engine) trigger(p *peer) {
 	next := p.lastTrigger.Add(spacing)
 	switch {
 	case p.lastTrigger.IsZero() || !e.now.Before(next):
-		p.hbDue = true
-		e.hbPending = true
+		e.due(p)
 		p.lastTrigger = e.now
 	case next.Before(p.nextHB):
 		p.nextHB = next
@@ -138,6 +151,18 @@ func (e *Engine) trigger(p *peer) {
 }
 
 func (e *Engine) onHeartbeat(p *peer, hb *peerpb.Heartbeat) {
+	if hb.Seq <= p.hbSeq {
+		return // reordered: we already have newer news
+	}
+	p.hbSeq = hb.Seq
+	// Its state is news about the ring it reports; about an older ring
+	// than one we already know it joined, it is stale.
+	if r := ringOf(hb.Ring); r.Seq >= p.ring.Seq {
+		if st := State(hb.State); st != p.state {
+			p.state = st
+			e.viewDirty = true
+		}
+	}
 	if hb.HeardYou != p.heardYou {
 		p.heardYou = hb.HeardYou
 		e.refresh(p)
@@ -212,7 +237,7 @@ func (e *Engine) tickDetector() {
 		if p.idx == e.self {
 			continue
 		}
-		for l := range 8 {
+		for l := range len(p.linkUp) {
 			if p.links&(1<<l) == 0 {
 				continue
 			}
@@ -239,8 +264,7 @@ func (e *Engine) tickDetector() {
 			soon(p.lastHeard.Add(e.cfg.Token + 1))
 		}
 		if !e.now.Before(p.nextHB) {
-			p.hbDue = true
-			e.hbPending = true
+			e.due(p)
 			p.lastTrigger = e.now
 		} else {
 			soon(p.nextHB)
@@ -293,12 +317,14 @@ func (e *Engine) sendHeartbeats() {
 			}
 		}
 	}
-	if !e.hbPending {
+	if len(e.dueList) == 0 {
 		return
 	}
-	e.hbPending = false
 	var deaf []byte
-	for _, p := range e.peers {
+	list := e.dueList
+	e.dueList = nil
+	for _, i := range list {
+		p := e.peers[i]
 		if p.idx == e.self || !p.hbDue {
 			continue
 		}
@@ -309,7 +335,10 @@ func (e *Engine) sendHeartbeats() {
 		p.hbDue = false
 		p.nextHB = e.now.Add(e.period)
 		e.wake(p.nextHB)
+		e.hbSeq++
 		hb := &peerpb.Heartbeat{
+			Seq:            e.hbSeq,
+			State:          uint32(e.state),
 			Ring:           ringPB(e.committed),
 			HeardYou:       e.hears(p),
 			Deaf:           deaf,

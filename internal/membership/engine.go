@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -101,10 +102,12 @@ type Engine struct {
 	waitFor     NodeID
 	waitSince   time.Time
 	nextAttempt uint64
+	lastCommit  preparation // the attempt whose commit we applied last
+	hbSeq       uint64
 	deaf        nodeSet   // nodes not heard mutually, self excluded
 	deafSent    nodeSet   // deaf as last sent in heartbeats
 	reachDirty  bool      // reachability may have changed since deafSent
-	hbPending   bool      // some peer has a heartbeat due
+	dueList     []int     // peers with a heartbeat due
 	nextScan    time.Time // earliest deadline tickDetector must look at
 	joinAt      time.Time // a deferred join is due for a look
 
@@ -140,7 +143,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:     cfg,
-		log:     lg,
+		log:     lg.With("node", cfg.Self),
 		ids:     sortedIDs(cfg.Nodes),
 		index:   map[NodeID]int{},
 		maxSeq:  cfg.MaxSeq,
@@ -162,7 +165,9 @@ func New(cfg Config) (*Engine, error) {
 	e.links = linksOf[cfg.Self]
 	e.peers = make([]*peer, len(e.ids))
 	for i, id := range e.ids {
-		e.peers[i] = &peer{id: id, idx: i, links: linksOf[id] & e.links}
+		links := linksOf[id] & e.links
+		n := bits.Len8(links)
+		e.peers[i] = &peer{id: id, idx: i, links: links, linkHeard: make([]time.Time, n), linkUp: make([]bool, n)}
 		if i != e.self {
 			e.deaf.set(i) // nobody is heard yet
 		}
@@ -486,7 +491,8 @@ type PeerStatus struct {
 	Node        NodeID
 	Incarnation uint64
 	Reachable   bool // heard within the token
-	Mutual      bool // and it hears us
+	Mutual      bool   // and it hears us
+	Ring        RingID // the latest ring it reported
 	Links       []LinkStatus
 	HeldUntil   time.Time
 }
@@ -507,7 +513,7 @@ func (e *Engine) Status() Status {
 		if p.idx == e.self {
 			continue
 		}
-		ps := PeerStatus{Node: p.id, Incarnation: p.inc, Reachable: e.hears(p), Mutual: e.mutual(p)}
+		ps := PeerStatus{Node: p.id, Incarnation: p.inc, Reachable: e.hears(p), Mutual: e.mutual(p), Ring: p.ring}
 		if p.heldUntil.After(e.now) {
 			ps.HeldUntil = p.heldUntil
 		}

@@ -100,12 +100,17 @@ type order struct {
 
 	// representative side
 	nextSeq     uint64
-	expect      map[NodeID]uint64
-	acks        map[NodeID]uint64
-	progress    map[NodeID]time.Time
-	lastRetrans map[NodeID]time.Time
+	reps        []repMember // per member, in members order
 	outbox      []*peerpb.Entry
 	stableDirty bool
+}
+
+// repMember is what the representative tracks about one member.
+type repMember struct {
+	expect      uint64 // next lseq expected from it
+	ack         uint64 // it holds every entry up to here
+	progress    time.Time
+	lastRetrans time.Time
 }
 
 // recomputeStable is the representative's stable point: the lowest
@@ -116,9 +121,9 @@ func (o *order) recomputeStable(e *Engine) {
 	}
 	o.stableDirty = false
 	st := o.nextSeq - 1
-	for _, m := range o.members {
+	for i, m := range o.members {
 		if m.Node != e.cfg.Self {
-			st = min(st, o.acks[m.Node])
+			st = min(st, o.reps[i].ack)
 		}
 	}
 	o.updateStable(st)
@@ -136,13 +141,9 @@ func newOrder(e *Engine, ring RingID, members []Member) *order {
 	}
 	o.lastProgress = e.now
 	if o.isRep {
-		o.expect = map[NodeID]uint64{}
-		o.acks = map[NodeID]uint64{}
-		o.progress = map[NodeID]time.Time{}
-		o.lastRetrans = map[NodeID]time.Time{}
-		for _, m := range members {
-			o.expect[m.Node] = 1
-			o.progress[m.Node] = e.now
+		o.reps = make([]repMember, len(members))
+		for i := range o.reps {
+			o.reps[i] = repMember{expect: 1, progress: e.now}
 		}
 	}
 	return o
@@ -355,31 +356,33 @@ func (e *Engine) pump() {
 
 // sequence numbers entries of sender (representative only).
 func (e *Engine) sequence(o *order, sender NodeID, entries []*peerpb.Entry) {
-	exp := o.expect[sender]
+	i, ok := o.memberIndex(sender)
+	if !ok {
+		return
+	}
+	r := &o.reps[i]
 	for _, en := range entries {
-		if en.Lseq < exp {
+		if en.Lseq < r.expect {
 			continue
 		}
-		if en.Lseq > exp || o.nextSeq-1-o.stable >= uint64(e.cfg.LogLimit) {
+		if en.Lseq > r.expect || o.nextSeq-1-o.stable >= uint64(e.cfg.LogLimit) {
 			break
 		}
 		ne := &peerpb.Entry{Seq: o.nextSeq, Sender: uint32(sender), Lseq: en.Lseq, Kind: en.Kind, More: en.More, Payload: en.Payload, Mid: en.Mid}
 		o.nextSeq++
-		exp++
+		r.expect++
 		o.outbox = append(o.outbox, ne)
 		o.store(e, ne)
 	}
-	o.expect[sender] = exp
-	o.acks[e.cfg.Self] = o.nextSeq - 1
+	if o.nextSeq-1-o.stable >= uint64(e.cfg.LogLimit)/2 {
+		o.stableDirty = true // getting full: find out what can go
+	}
 	o.deliverReady(e)
 }
 
 func (e *Engine) onSubmit(p *peer, s *peerpb.Submit) {
 	o := e.cur
 	if o == nil || !o.isRep || o.frozen || ringOf(s.Ring) != o.ring {
-		return
-	}
-	if _, ok := o.expect[p.id]; !ok {
 		return
 	}
 	e.sequence(o, p.id, s.Entries)
@@ -410,14 +413,18 @@ func (e *Engine) onAck(p *peer, a *peerpb.Ack) {
 	if o == nil || !o.isRep || ringOf(a.Ring) != o.ring {
 		return
 	}
-	prev, ok := o.acks[p.id]
-	if _, member := o.expect[p.id]; !member {
+	i, ok := o.memberIndex(p.id)
+	if !ok {
 		return
 	}
-	if !ok || a.Received > prev {
-		o.acks[p.id] = min(a.Received, o.nextSeq-1)
-		o.progress[p.id] = e.now
-		o.stableDirty = true // recomputed once per Ready, not per Ack
+	if r := &o.reps[i]; a.Received > r.ack {
+		r.ack = min(a.Received, o.nextSeq-1)
+		r.progress = e.now
+		// Stable is recomputed on the tick (or sooner when the log fills),
+		// not per Ack: with many members that would cost O(n) per Ack.
+		if o.nextSeq-1-o.stable >= uint64(e.cfg.LogLimit)/2 {
+			o.stableDirty = true
+		}
 	}
 }
 
@@ -436,16 +443,19 @@ func (e *Engine) tickOrder() {
 	if !o.isRep {
 		return
 	}
+	o.stableDirty = true
+	o.recomputeStable(e)
 	high := o.nextSeq - 1
-	for _, m := range o.members {
+	for i, m := range o.members {
 		if m.Node == e.cfg.Self {
 			continue
 		}
-		a := o.acks[m.Node]
-		if a >= high || now.Sub(o.progress[m.Node]) < e.cfg.Retransmit || now.Sub(o.lastRetrans[m.Node]) < e.cfg.Retransmit {
+		r := &o.reps[i]
+		a := r.ack
+		if a >= high || now.Sub(r.progress) < e.cfg.Retransmit || now.Sub(r.lastRetrans) < e.cfg.Retransmit {
 			continue
 		}
-		o.lastRetrans[m.Node] = now
+		r.lastRetrans = now
 		e.stats.Retransmissions++
 		var batch []*peerpb.Entry
 		size, sent := 0, 0

@@ -114,7 +114,7 @@ func (e *Engine) choose() []NodeID {
 
 // viewMate: p is in our committed view and agrees it is.
 func (e *Engine) viewMate(p *peer) bool {
-	if p.ring == e.committed {
+	if p.ring == e.committed && p.state >= StateRecover && p.state <= StateOperational {
 		return true
 	}
 	c := e.coord
@@ -142,6 +142,18 @@ func (e *Engine) broken(chosen []NodeID) bool {
 // needChange: the view we would form differs from the one we have.
 func (e *Engine) needChange(chosen []NodeID) bool {
 	return e.broken(chosen) || len(chosen) != len(e.members)
+}
+
+// joinWait is how long the wanted view must stay unchanged before nodes are
+// added. Up to 64 nodes, reachability changes reach every peer in a round
+// trip and Join suffices; beyond that they travel with the (stretched)
+// heartbeat period, and a coordinator acting on older news forms a cascade
+// of small views.
+func (e *Engine) joinWait() time.Duration {
+	if len(e.ids) <= allToAllLimit {
+		return e.cfg.Join
+	}
+	return max(e.cfg.Join, e.period)
 }
 
 // adds: the view would take in nodes that are not in the current one.
@@ -205,8 +217,8 @@ func (e *Engine) evaluate() {
 	}
 	leader := chosen[0]
 	if leader == e.cfg.Self {
-		if e.adds(chosen) && e.now.Sub(e.chosenSince) < e.cfg.Join {
-			e.joinAt = e.chosenSince.Add(e.cfg.Join) // let joins settle
+		if e.adds(chosen) && e.now.Sub(e.chosenSince) < e.joinWait() {
+			e.joinAt = e.chosenSince.Add(e.joinWait()) // let joins settle
 			return
 		}
 		e.startAttempt(chosen)
@@ -395,6 +407,9 @@ func (e *Engine) onPrepare(p *peer, inc uint64, pr *peerpb.Prepare) {
 	if !in {
 		return
 	}
+	if lc := e.lastCommit; lc.coord == p.id && (inc < lc.inc || (inc == lc.inc && pr.Attempt <= lc.attempt)) {
+		return // a late copy of an attempt we already committed
+	}
 	reject := func(pref NodeID) {
 		e.send(p.id, &peerpb.Message{Body: &peerpb.Message_Reject{Reject: &peerpb.Reject{Attempt: pr.Attempt, Preferred: uint32(pref), Ring: ringPB(e.committed)}}})
 	}
@@ -526,7 +541,12 @@ func (e *Engine) onCommit(p *peer, inc uint64, cm *peerpb.Commit) {
 }
 
 func (e *Engine) onCommitAck(p *peer, a *peerpb.CommitAck) {
-	e.peerRing(p, ringOf(a.Ring))
+	if r := ringOf(a.Ring); r.Seq >= p.ring.Seq {
+		e.peerRing(p, r)
+		if p.state < StateRecover || p.state > StateOperational {
+			p.state = StateRecover
+		}
+	}
 	if c := e.coord; c != nil && c.committed && ringOf(a.Ring) == c.ring {
 		c.acked[p.id] = true
 	}
@@ -538,6 +558,9 @@ func (e *Engine) applyCommit(cm *peerpb.Commit) {
 	ring := ringOf(cm.Ring)
 	e.maxSeq = ring.Seq
 	e.persist = true
+	if e.prep != nil {
+		e.lastCommit = *e.prep
+	}
 	e.prep = nil
 	e.committed = ring
 	e.members = e.members[:0:0]
