@@ -103,6 +103,7 @@ type Engine struct {
 	waitSince   time.Time
 	nextAttempt uint64
 	lastCommit  preparation // the attempt whose commit we applied last
+	rejected    rejectedPrepare
 	hbSeq       uint64
 	deaf        nodeSet   // nodes not heard mutually, self excluded
 	deafSent    nodeSet   // deaf as last sent in heartbeats
@@ -490,7 +491,7 @@ type Status struct {
 type PeerStatus struct {
 	Node        NodeID
 	Incarnation uint64
-	Reachable   bool // heard within the token
+	Reachable   bool   // heard within the token
 	Mutual      bool   // and it hears us
 	Ring        RingID // the latest ring it reported
 	Links       []LinkStatus

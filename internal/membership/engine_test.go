@@ -189,7 +189,17 @@ func TestChoose(t *testing.T) {
 		{name: "unresponsive coordinator skipped", self: 3, n: 3, mutual: []NodeID{1, 2},
 			setup: func(e *Engine) { e.peer(1).unresponsiveUntil = e.now.Add(time.Minute) }, want: []NodeID{2, 3}},
 		{name: "no pulling members out of a lower-led view", self: 2, n: 3, mutual: []NodeID{3},
+			setup: func(e *Engine) {
+				e.peer(3).ring = RingID{1, 8}
+				e.peer(1).inc, e.peer(1).lastHeard = 1, e.now // alive, but not mutual with us
+			}, want: []NodeID{2}},
+		{name: "even when we do not hear that leader (a one-way link)", self: 2, n: 3, mutual: []NodeID{3},
 			setup: func(e *Engine) { e.peer(3).ring = RingID{1, 8} }, want: []NodeID{2}},
+		{name: "unless that leader is known gone", self: 2, n: 3, mutual: []NodeID{3},
+			setup: func(e *Engine) {
+				e.peer(3).ring = RingID{1, 8}
+				e.peer(1).inc, e.peer(1).deadInc = 1, 1
+			}, want: []NodeID{2, 3}},
 		{name: "but its leader itself is fine", self: 2, n: 3, mutual: []NodeID{1, 3},
 			setup: func(e *Engine) { e.peer(3).ring, e.peer(1).ring = RingID{1, 8}, RingID{1, 8} }, want: []NodeID{1, 2, 3}},
 		{name: "current members before newcomers", self: 1, n: 4, mutual: []NodeID{2, 3, 4},

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -49,6 +50,14 @@ type coordinator struct {
 	commitTime time.Time
 }
 
+// rejectedPrepare is the last Prepare this node refused.
+type rejectedPrepare struct {
+	from    NodeID
+	inc     uint64
+	prepare *peerpb.Prepare
+	at      time.Time
+}
+
 type preparation struct {
 	coord   NodeID
 	inc     uint64
@@ -95,9 +104,11 @@ func (e *Engine) choose() []NodeID {
 		// Never pull a node out of a view led by a lower node: that node
 		// absorbs what it can reach, and a tug of war between coordinators
 		// would never settle.
-		// (Its leader itself, and anyone whose leader is with us, is fine.)
+		// (Its leader itself, anyone whose leader is with us, and anyone
+		// whose leader we know is gone are fine. A leader we merely do not
+		// hear may well be alive for them: a one-way link.)
 		if r := p.ring.Rep; r != 0 && r < e.cfg.Self && r != p.id {
-			if i, ok := e.index[r]; ok && !in.has(i) {
+			if i, ok := e.index[r]; ok && !in.has(i) && !e.peers[i].gone() {
 				continue
 			}
 		}
@@ -110,6 +121,16 @@ func (e *Engine) choose() []NodeID {
 		}
 	}
 	return ids
+}
+
+// lost: q is known gone, or went silent so recently that others may still
+// be about to notice. (A node silent for long is more likely alive for
+// others, behind a one-way link.)
+func (e *Engine) lost(q *peer) bool {
+	if q.gone() {
+		return true
+	}
+	return !e.hears(q) && !q.lastHeard.IsZero() && e.now.Sub(q.lastHeard) < e.cfg.Token+4*e.period
 }
 
 // viewMate: p is in our committed view and agrees it is.
@@ -208,7 +229,7 @@ func (e *Engine) evaluate() {
 		return
 	}
 	e.needing = e.needChange(chosen)
-	if e.log.Enabled(nil, slog.LevelDebug) {
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("evaluate", "ring", e.ring.String(), "state", e.state.String(), "chosen", chosen, "need", e.needing, "deaf", e.deafString())
 	}
 	if !e.needing {
@@ -216,6 +237,14 @@ func (e *Engine) evaluate() {
 		return
 	}
 	leader := chosen[0]
+	if pr := e.prep; pr != nil && pr.coord != e.cfg.Self && pr.coord != leader {
+		// We are prepared for another coordinator. While it lives, its
+		// commit is on its way (it proposed us); leaving it now would only
+		// split the view it is forming.
+		if c := e.peer(pr.coord); c != nil && e.hears(c) {
+			return
+		}
+	}
 	if leader == e.cfg.Self {
 		if e.adds(chosen) && e.now.Sub(e.chosenSince) < e.joinWait() {
 			e.joinAt = e.chosenSince.Add(e.joinWait()) // let joins settle
@@ -226,6 +255,13 @@ func (e *Engine) evaluate() {
 	}
 	if e.prep != nil && e.prep.coord == leader {
 		return // prepared for it; waiting for its commit
+	}
+	if r := e.rejected; r.prepare != nil && r.from == leader && e.now.Sub(r.at) < e.cfg.Retransmit*4 {
+		e.rejected = rejectedPrepare{}
+		if p := e.peer(leader); p.inc == r.inc {
+			e.onPrepare(p, r.inc, r.prepare)
+			return
+		}
 	}
 	if !e.broken(chosen) {
 		// Our view is fine and only could grow: that is the leader's
@@ -297,12 +333,6 @@ func (e *Engine) startAttempt(chosen []NodeID) {
 		if m.Node != e.cfg.Self {
 			e.send(m.Node, &peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: prep}})
 			c.lastSend[m.Node] = e.now
-		}
-	}
-	// Nodes we hear but leave out learn it now instead of waiting for us.
-	for _, p := range e.peers {
-		if _, in := slices.BinarySearch(chosen, p.id); p.idx != e.self && e.mutual(p) && !in {
-			e.send(p.id, &peerpb.Message{Body: &peerpb.Message_Reject{Reject: &peerpb.Reject{Attempt: c.attempt, Ring: ringPB(e.committed)}}})
 		}
 	}
 	e.maybeCommit()
@@ -384,6 +414,9 @@ func (e *Engine) prepare(coord NodeID, inc, attempt uint64) *peerpb.Flush {
 		e.next, e.recov = nil, nil
 	}
 	e.prep = &preparation{coord: coord, inc: inc, attempt: attempt, heard: e.now}
+	if c := e.peer(coord); c != nil && c.idx != e.self {
+		c.unresponsiveUntil, c.excludedUntil = time.Time{}, time.Time{} // we follow it now
+	}
 	e.state = StatePrepared
 	e.installed = false
 	e.needing = true
@@ -411,6 +444,10 @@ func (e *Engine) onPrepare(p *peer, inc uint64, pr *peerpb.Prepare) {
 		return // a late copy of an attempt we already committed
 	}
 	reject := func(pref NodeID) {
+		// Kept: if p becomes our leader soon (say our coordinator just
+		// died and we have not heard yet), we accept it then, without
+		// waiting for p to send it again.
+		e.rejected = rejectedPrepare{from: p.id, inc: inc, prepare: pr, at: e.now}
 		e.send(p.id, &peerpb.Message{Body: &peerpb.Message_Reject{Reject: &peerpb.Reject{Attempt: pr.Attempt, Preferred: uint32(pref), Ring: ringPB(e.committed)}}})
 	}
 	if p.heldUntil.After(e.now) {
@@ -470,24 +507,22 @@ func (e *Engine) onReject(p *peer, r *peerpb.Reject) {
 	e.peerRing(p, ringOf(r.Ring))
 	if c := e.coord; c != nil && !c.committed && r.Attempt == c.attempt {
 		for _, m := range c.members {
-			if m.Node == p.id {
-				// It follows someone else: leave it out of our view.
-				p.excludedUntil = e.now.Add(4 * e.cfg.Consensus)
-				e.viewDirty = true
+			if m.Node != p.id {
+				continue
+			}
+			if q := e.peer(NodeID(r.Preferred)); q != nil && q.idx != e.self && e.lost(q) {
+				// It follows a coordinator that is gone or that we just
+				// stopped hearing: it has not learned yet, and will accept
+				// our Prepare, which is sent again, once it has.
 				return
 			}
+			// It follows someone else: leave it out of our view.
+			p.excludedUntil = e.now.Add(4 * e.cfg.Consensus)
+			e.viewDirty = true
+			return
 		}
 	}
-	if r.Preferred == 0 && (p.id < e.cfg.Self || e.waitFor == p.id) {
-		// A coordinator we would wait for forms a view without us: stop
-		// waiting for it. (From a higher node this means nothing to us: we
-		// would lead a merge with it, not it with us.)
-		p.excludedUntil = e.now.Add(4 * e.cfg.Consensus)
-		if e.waitFor == p.id {
-			e.waitFor = 0
-		}
-		e.viewDirty = true
-	}
+
 }
 
 func (e *Engine) maybeCommit() {

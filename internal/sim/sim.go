@@ -236,7 +236,9 @@ func (s *Sim) kill(id NodeID, tell bool) {
 	}
 	for _, m := range s.nodes {
 		if m.ID != id && s.reaches(int(id-1), int(m.ID-1), 0) {
-			s.push(item{at: s.now.Add(s.latency), kind: itemClosed, to: int(m.ID - 1), from: id, inc: n.Incarnation})
+			// Peers learn it at slightly different times, as real ones do.
+			d := s.latency + time.Duration(s.rng.Int64N(int64(3*time.Millisecond)))
+			s.push(item{at: s.now.Add(d), kind: itemClosed, to: int(m.ID - 1), from: id, inc: n.Incarnation})
 		}
 	}
 }
