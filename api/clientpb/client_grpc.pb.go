@@ -42,7 +42,9 @@ type AgentClient interface {
 	// when every message is queued; flow control holds the stream back when
 	// the agent's send queue is full.
 	Publish(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PublishRequest, PublishReply], error)
-	// Subscribe streams the messages delivered on the "messages" channel.
+	// Subscribe streams the messages delivered on the "messages" channel. The
+	// stream opens with an empty batch once the subscription is live: every
+	// message delivered after it arrives on the stream.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DeliveryBatch], error)
 }
 
@@ -129,7 +131,9 @@ type AgentServer interface {
 	// when every message is queued; flow control holds the stream back when
 	// the agent's send queue is full.
 	Publish(grpc.ClientStreamingServer[PublishRequest, PublishReply]) error
-	// Subscribe streams the messages delivered on the "messages" channel.
+	// Subscribe streams the messages delivered on the "messages" channel. The
+	// stream opens with an empty batch once the subscription is live: every
+	// message delivered after it arrives on the stream.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[DeliveryBatch]) error
 	mustEmbedUnimplementedAgentServer()
 }

@@ -1,7 +1,11 @@
 // Package agent is the runtime of a Conclave node: it owns the clock, the
 // sockets, the data directory and the client socket, and drives the pure
-// membership engine with them. One goroutine (the loop) owns the engine;
-// everything else talks to it through channels.
+// membership engine with them. The engine and everything around it is
+// guarded by one mutex; whoever has input (the loop goroutine for packets
+// and ticks, a client's handler goroutine for its requests) steps the engine
+// and acts on its output before letting go. Handing client requests to the
+// loop instead would cost a goroutine wake-up per request, which on a busy
+// machine is most of the ordered-delivery latency.
 package agent
 
 import (
@@ -14,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -35,14 +40,13 @@ type Options struct {
 	KeyFile string // "" : the config's key file
 	Logger  *slog.Logger
 	Version string
+	// Services run on the agent's views and ordered delivery, after the
+	// built-in messages service.
+	Services []Service
 }
 
 // DefaultDataDir holds the ring seq and incarnation between runs.
 const DefaultDataDir = "/var/lib/conclave"
-
-// Payloads on the ordered channel start with a service byte, so the quorum
-// and group services can share it later.
-const svcMessages = 1
 
 // Agent is one running node.
 type Agent struct {
@@ -58,11 +62,13 @@ type Agent struct {
 	socket  string
 	keyed   bool
 
-	statusCh    chan chan *clientpb.StatusReply
-	publishCh   chan *publishReq
-	subscribeCh chan *subscriber
-	watchCh     chan *watcher
-
+	mu          sync.Mutex // guards everything below, and the engine
+	failed      chan struct{}
+	failure     error
+	stopped     bool      // left the cluster: packets are no longer stepped
+	services    []Service // index i has byte i+1 on the ordered channel
+	batch       []*clientpb.Delivery
+	batchBytes  uint64
 	pending     []*publishReq
 	subscribers []*subscriber
 	watchers    []*watcher
@@ -105,13 +111,8 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{
-		opts: o, cfg: cfg, self: self,
-		statusCh:    make(chan chan *clientpb.StatusReply),
-		publishCh:   make(chan *publishReq),
-		subscribeCh: make(chan *subscriber),
-		watchCh:     make(chan *watcher),
-	}
+	a := &Agent{opts: o, cfg: cfg, self: self, failed: make(chan struct{})}
+	a.services = append([]Service{messages{a}}, o.Services...)
 	a.log = o.Logger.With("node", self.ID)
 	for _, w := range cfg.Warnings {
 		a.log.Warn("config: " + w.Error())
@@ -226,6 +227,7 @@ func (a *Agent) transportConfig(key []byte) transport.Config {
 		ClusterName: a.cfg.ClusterName, Key: key, Self: a.self.ID, Incarnation: a.inc,
 		Links: make([]netip.AddrPort, n), Peers: map[uint32][]netip.AddrPort{},
 		MTU: a.cfg.Totem.NetMTU, Logger: a.opts.Logger,
+		OnPacket: a.onPacket,
 	}
 	for l := range n {
 		tc.Links[l], _ = a.self.Addr(l)
@@ -290,66 +292,83 @@ func (a *Agent) Run(ctx context.Context) error {
 		"config", a.cfg.Path, "format", a.cfg.Format.String())
 	err = a.loop(ctx)
 	a.tr.Close()
+	a.mu.Lock()
 	a.closeClients(errors.New("agent stopped"))
+	a.mu.Unlock()
 	return err
 }
 
-// loop is the only goroutine that touches the engine.
+// loop feeds the engine with packets, transport events and ticks.
 func (a *Agent) loop(ctx context.Context) error {
 	tick := time.NewTicker(a.tickInterval())
 	defer tick.Stop()
 	in := a.tr.Incoming()
 	events := a.tr.PeerEvents()
+	a.mu.Lock()
 	a.eng.Tick(time.Now())
+	a.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.stopped = true
 			a.eng.Leave(time.Now())
 			if err := a.process(); err != nil {
 				return err
 			}
 			a.log.Info("left the cluster")
 			return nil
-		case p := <-in:
-			a.step(p)
-			// Take what else is queued before producing output, so a burst
-			// of packets costs one round of sends.
-			for i := 0; i < 256; i++ {
-				select {
-				case p = <-in:
-					a.step(p)
-					continue
-				default:
-				}
-				break
+		case <-a.failed:
+			return a.failure
+		case p, ok := <-in:
+			if !ok {
+				in = nil
+				continue
 			}
+			a.mu.Lock()
+			a.step(p)
+			a.unlockAfter()
 		case ev := <-events:
+			a.mu.Lock()
 			if !ev.Up {
 				a.eng.PeerClosed(time.Now(), membership.NodeID(ev.Node), ev.Incarnation)
 			}
+			a.unlockAfter()
 		case <-tick.C:
+			a.mu.Lock()
 			a.eng.Tick(time.Now())
-		case reply := <-a.statusCh:
-			reply <- a.status()
-		case req := <-a.publishCh:
-			a.pending = append(a.pending, req)
-		case s := <-a.subscribeCh:
-			a.subscribers = append(a.subscribers, s)
-		case w := <-a.watchCh:
-			a.watchers = append(a.watchers, w)
-			if a.lastEvent != nil {
-				a.sendEvent(w, a.lastEvent)
-			}
+			a.unlockAfter()
 		}
-		a.admit()
-		if err := a.process(); err != nil {
-			return err
-		}
+	}
+}
+
+// unlockAfter acts on the engine's output (admitting waiting publishers
+// first) and releases the lock. A failure that makes continuing unsafe stops
+// the agent.
+func (a *Agent) unlockAfter() {
+	defer a.mu.Unlock()
+	a.admit()
+	if err := a.process(); err != nil && a.failure == nil {
+		a.failure = err
+		close(a.failed)
 	}
 }
 
 func (a *Agent) tickInterval() time.Duration {
 	return min(max(a.cfg.Totem.Heartbeat/10, time.Millisecond), 10*time.Millisecond)
+}
+
+// onPacket steps the engine with a packet, on the transport's reader
+// goroutine.
+func (a *Agent) onPacket(p transport.Packet) {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	a.step(p)
+	a.unlockAfter()
 }
 
 func (a *Agent) step(p transport.Packet) {
@@ -411,18 +430,27 @@ func (a *Agent) process() error {
 }
 
 func (a *Agent) handleEvents(evs []membership.Event) {
-	var batch []*clientpb.Delivery
-	var bytes uint64
 	now := time.Now()
 	for _, ev := range evs {
 		switch ev.Kind {
 		case membership.EventNodelist:
-			// No service has a sync step yet: the view may be installed as
-			// soon as every member says so.
-			a.eng.SyncDone(ev.Ring)
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_NODELIST, RingId: ringPB(ev.Ring), Members: ids32(ev.Members),
 				Joined: ids32(ev.Joined), Left: ids32(ev.Left), UnixNano: now.UnixNano()})
+			// The services' sync step: their state goes out in the new
+			// view's order, then the barrier that installs it.
+			for i, svc := range a.services {
+				for _, m := range svc.Nodelist(ev.Ring, ev.Members) {
+					if err := a.eng.Broadcast(append([]byte{byte(i + 1)}, m...), true); err != nil {
+						a.log.Warn("sync step cut short", "service", svc.Name(), "ring", ev.Ring.String(), "err", err)
+						break
+					}
+				}
+			}
+			a.eng.SyncDone(ev.Ring)
 		case membership.EventInstalled:
+			for _, svc := range a.services {
+				svc.Installed(ev.Ring, ev.Members)
+			}
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_INSTALLED, RingId: ringPB(ev.Ring), Members: ids32(ev.Members),
 				Joined: ids32(ev.Joined), Left: ids32(ev.Left), UnixNano: now.UnixNano()})
 		case membership.EventLink:
@@ -430,15 +458,17 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 		case membership.EventHeldOut:
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_HELD_OUT, Node: uint32(ev.Node), UntilUnixNano: ev.Until.UnixNano(), UnixNano: now.UnixNano()})
 		case membership.EventDeliver:
-			if ev.Repeat || ev.Sync || len(ev.Payload) == 0 || ev.Payload[0] != svcMessages {
+			if ev.Repeat || len(ev.Payload) == 0 {
 				continue
 			}
-			batch = append(batch, &clientpb.Delivery{From: uint32(ev.From), RingId: ringPB(ev.Ring), Payload: ev.Payload[1:], UnixNano: now.UnixNano()})
-			bytes += uint64(len(ev.Payload) - 1)
+			if i := int(ev.Payload[0]) - 1; i >= 0 && i < len(a.services) {
+				a.services[i].Deliver(ev.Ring, ev.From, ev.Payload[1:], ev.Sync, now)
+			}
 		}
 	}
-	if len(batch) > 0 {
-		a.deliver(batch, bytes)
+	if len(a.batch) > 0 {
+		a.deliver(a.batch, a.batchBytes)
+		a.batch, a.batchBytes = nil, 0
 	}
 }
 
@@ -563,4 +593,25 @@ func ids32(ids []membership.NodeID) []uint32 {
 		out[i] = uint32(id)
 	}
 	return out
+}
+
+// dropWatcher forgets a watcher whose client went away.
+func (a *Agent) dropWatcher(w *watcher) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.watchers = slices.DeleteFunc(a.watchers, func(x *watcher) bool { return x == w })
+}
+
+// dropSubscriber forgets a subscriber whose client went away.
+func (a *Agent) dropSubscriber(s *subscriber) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.subscribers = slices.DeleteFunc(a.subscribers, func(x *subscriber) bool { return x == s })
+}
+
+// cancelPublish withdraws what of a request is not queued yet.
+func (a *Agent) cancelPublish(p *publishReq) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = slices.DeleteFunc(a.pending, func(x *publishReq) bool { return x == p })
 }

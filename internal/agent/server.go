@@ -18,28 +18,21 @@ type server struct {
 }
 
 func (s *server) Status(ctx context.Context, _ *clientpb.StatusRequest) (*clientpb.StatusReply, error) {
-	reply := make(chan *clientpb.StatusReply, 1)
-	select {
-	case s.a.statusCh <- reply:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case r := <-reply:
-		return r, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	return s.a.status(), nil
 }
 
 func (s *server) Watch(_ *clientpb.WatchRequest, stream clientpb.Agent_WatchServer) error {
 	w := &watcher{ch: make(chan *clientpb.Event, 1024), gone: make(chan struct{})}
 	ctx := stream.Context()
-	select {
-	case s.a.watchCh <- w:
-	case <-ctx.Done():
-		return ctx.Err()
+	s.a.mu.Lock()
+	s.a.watchers = append(s.a.watchers, w)
+	if s.a.lastEvent != nil {
+		s.a.sendEvent(w, s.a.lastEvent)
 	}
+	s.a.mu.Unlock()
+	defer s.a.dropWatcher(w)
 	for {
 		select {
 		case ev := <-w.ch:
@@ -72,34 +65,33 @@ func (s *server) Publish(stream clientpb.Agent_PublishServer) error {
 			copy(b[1:], pl)
 			p.payloads = append(p.payloads, b)
 		}
-		n := len(p.payloads)
-		select {
-		case s.a.publishCh <- p:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		// Wait until the agent queued them: this is the flow control that
-		// keeps a fast publisher from exhausting the agent's memory.
+		// Queue what fits now and act on it on this goroutine; the rest
+		// waits until deliveries make room. That wait is the flow control
+		// that keeps a fast publisher from exhausting the agent's memory.
+		s.a.mu.Lock()
+		s.a.pending = append(s.a.pending, p)
+		s.a.unlockAfter()
 		select {
 		case err := <-p.done:
 			if err != nil {
 				return status.Error(codes.ResourceExhausted, err.Error())
 			}
 		case <-ctx.Done():
+			s.a.cancelPublish(p)
 			return ctx.Err()
 		}
-		queued += uint64(n)
+		queued += uint64(len(req.Payloads))
 	}
 }
 
 func (s *server) Subscribe(req *clientpb.SubscribeRequest, stream clientpb.Agent_SubscribeServer) error {
 	sub := &subscriber{payloads: req.Payloads, ch: make(chan *clientpb.DeliveryBatch, 4096), gone: make(chan struct{})}
 	ctx := stream.Context()
-	select {
-	case s.a.subscribeCh <- sub:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	s.a.mu.Lock()
+	s.a.subscribers = append(s.a.subscribers, sub)
+	sub.ch <- &clientpb.DeliveryBatch{} // the subscription is live from here on
+	s.a.mu.Unlock()
+	defer s.a.dropSubscriber(sub)
 	for {
 		select {
 		case b := <-sub.ch:
