@@ -83,7 +83,9 @@ type Options struct {
 // Cluster is a set of agent processes described by one configuration.
 // Its methods are safe for concurrent use.
 type Cluster struct {
-	Dir  string
+	Dir string // absolute; holds every file of the cluster
+	// Opts are the options as applied: defaults filled in, Dir and the
+	// chosen Port set. Do not change them.
 	Opts Options
 
 	mu      sync.Mutex
@@ -433,7 +435,9 @@ func (c *Cluster) Kill(id uint32) error {
 
 // Stop sends SIGTERM to node id's agent, so it leaves the cluster
 // gracefully, and waits for it to exit. It fails if the agent exits with a
-// non-zero status or ctx ends first (the agent is then left running).
+// non-zero status or ctx ends first (the agent is then left running). An
+// agent signalled before it set up its signal handling (call WaitSocket
+// first) dies of the signal, which Stop reports as a failure.
 func (c *Cluster) Stop(ctx context.Context, id uint32) error {
 	p, err := c.proc(id)
 	if err != nil {

@@ -150,7 +150,9 @@ func newNetLab(ctx context.Context, nodes, links int) (_ *netLab, err error) {
 	}
 	for l := range links {
 		br := fmt.Sprintf("br%d", l)
-		add("ip", "-n", nl.hub, "link", "add", br, "type", "bridge")
+		// No STP and no forwarding delay: a port that comes back up (LinkUp)
+		// forwards at once instead of listening and learning for 2×15 s.
+		add("ip", "-n", nl.hub, "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0")
 		add("ip", "-n", nl.hub, "link", "set", br, "up")
 	}
 	if err := exec(); err != nil {

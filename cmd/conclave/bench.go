@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conclave/conclave/internal/bench"
+)
+
+func benchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure local clusters and write a report",
+	}
+	cmd.AddCommand(benchMembershipCmd())
+	return cmd
+}
+
+func benchMembershipCmd() *cobra.Command {
+	var o bench.Options
+	var out, sizes string
+	cmd := &cobra.Command{
+		Use:   "membership",
+		Short: "Measure membership, failover and ordered delivery",
+		Long: `Start fresh 3- and 5-agent clusters on loopback (and in network namespaces
+when root) and measure, as medians with min and max over --runs runs:
+start to first full view; SIGKILL to the survivors' new view; link cut to new
+view (root only); restart to rejoined view; ordered-delivery throughput
+(64 B and 1 KiB, one sender and three) and latency at 100 msg/s; idle RSS
+and CPU per agent; and, with --saturate, view changes while every CPU is
+kept busy by another process. Writes OUT/membership.md and
+OUT/membership.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Binary = self
+			o.Log = cmd.ErrOrStderr()
+			for _, s := range strings.Split(sizes, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil || n < 2 || n > 32 {
+					return &exitError{2, fmt.Errorf("--sizes: %q is not a cluster size between 2 and 32", s)}
+				}
+				o.Sizes = append(o.Sizes, n)
+			}
+			r, err := bench.Membership(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if err := r.WriteFiles(out); err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Markdown())
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s/membership.md and %s/membership.json\n", out, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Runs, "runs", 5, "runs per measurement (fresh cluster each)")
+	f.StringVar(&sizes, "sizes", "3,5", "cluster sizes for the membership timings")
+	f.IntVar(&o.Messages, "messages", 200_000, "64-byte messages per throughput run (1 KiB runs send a quarter)")
+	f.StringVar(&o.Netns, "netns", "auto", "link-cut runs in network namespaces: auto (when root), on, off")
+	f.DurationVar(&o.Saturate, "saturate", 0, "also run a cluster this long with every CPU busy and count view changes (e.g. 10m)")
+	f.DurationVar(&o.Idle, "idle", 10*time.Second, "window for idle RSS and CPU")
+	f.StringVar(&out, "out", "docs/benchmarks", "directory for membership.md and membership.json")
+	return cmd
+}
