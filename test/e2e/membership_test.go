@@ -346,6 +346,25 @@ func TestCorosyncConf(t *testing.T) {
 	if st.ClusterName != "pcscluster" || !st.Encrypted {
 		t.Errorf("node 2: cluster %q encrypted %v, want pcscluster and encrypted", st.ClusterName, st.Encrypted)
 	}
+	// The rest of the acceptance flow, on the same unmodified corosync.conf:
+	// SIGKILL one, the other two form a view with a higher seq; restart it,
+	// all three merge with a higher seq still.
+	if err := c.Kill(3); err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, c, []uint32{1, 2}, []uint32{1, 2})
+	s2 := checkCLIView(t, c, []uint32{1, 2}, []uint32{1, 2})
+	if s2.Seq <= s.Seq {
+		t.Errorf("after SIGKILL: ring seq %d not above %d", s2.Seq, s.Seq)
+	}
+	if err := c.StartNode(3); err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, c, ids(3), ids(3))
+	s3 := checkCLIView(t, c, ids(3), ids(3))
+	if s3.Seq <= s2.Seq {
+		t.Errorf("after restart: ring seq %d not above %d", s3.Seq, s2.Seq)
+	}
 }
 
 // TestDefaultToken: the one test that runs the agent's default timing
