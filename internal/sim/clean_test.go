@@ -24,11 +24,8 @@ func TestCleanFaultsNoSplits(t *testing.T) {
 	if testing.Short() {
 		seeds = min(seeds, 50)
 	}
-	first := uint64(1)
-	if *flagSeed != 1 {
-		first, seeds = *flagSeed, 1
-	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
+	// Reproduce one seed with -sim.seed=N -sim.cleanseeds=1 -sim.log.
+	for seed := *flagSeed; seed < *flagSeed+uint64(seeds); seed++ {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		n := 3 + rng.IntN(7)
 		s := New(Options{Seed: seed, Nodes: n, Jitter: time.Duration(rng.IntN(3)) * time.Millisecond})
