@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/conclave/conclave/api/clientpb"
 	"github.com/conclave/conclave/internal/ipc"
@@ -82,7 +83,7 @@ The socket is --socket, else $` + ipc.SocketEnv + `, else ` + ipc.DefaultSocket 
 			defer conn.Close()
 			r, err := clientpb.NewAgentClient(conn).Status(ctx, &clientpb.StatusRequest{})
 			if err != nil {
-				return fmt.Errorf("status: %w", err)
+				return fmt.Errorf("status: %s", rpcMessage(err))
 			}
 			if asJSON {
 				return writeStatusJSON(cmd.OutOrStdout(), r)
@@ -135,6 +136,14 @@ func writeStatusJSON(w io.Writer, r *clientpb.StatusReply) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// rpcMessage is what an agent's error says, without gRPC's wrapping.
+func rpcMessage(err error) string {
+	if st, ok := grpcstatus.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
 }
 
 // ringString prints a ring id as corosync does.

@@ -21,7 +21,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultSocket is where the agent listens unless told otherwise.
@@ -59,7 +61,8 @@ type Cred struct {
 // AuthInfo carries a caller's credentials into gRPC handlers.
 type AuthInfo struct {
 	credentials.CommonAuthInfo
-	Cred Cred
+	Cred    Cred
+	Allowed bool
 }
 
 // AuthType implements credentials.AuthInfo.
@@ -108,10 +111,10 @@ func (s serverCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo
 	if err != nil {
 		return nil, nil, err
 	}
-	if !s.policy.Allowed(cred) {
-		return nil, nil, fmt.Errorf("uid %d gid %d: %w", cred.UID, cred.GID, ErrDenied)
-	}
-	return c, AuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}, Cred: cred}, nil
+	// A refused caller still completes the handshake, so that every call
+	// it makes gets a clear PermissionDenied (see NewServer) rather than a
+	// reset connection it cannot explain.
+	return c, AuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}, Cred: cred, Allowed: s.policy.Allowed(cred)}, nil
 }
 
 func (serverCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -197,9 +200,35 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// NewServer returns a gRPC server that serves only callers p allows.
+// NewServer returns a gRPC server that serves only callers p allows; others
+// get PermissionDenied on every call, naming their uid.
 func NewServer(p Policy, opts ...grpc.ServerOption) *grpc.Server {
-	return grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(serverCreds{policy: p})}, opts...)...)
+	check := func(ctx context.Context) error {
+		pr, ok := peer.FromContext(ctx)
+		if !ok {
+			return status.Error(codes.PermissionDenied, ErrDenied.Error())
+		}
+		ai, ok := pr.AuthInfo.(AuthInfo)
+		if !ok || !ai.Allowed {
+			return status.Errorf(codes.PermissionDenied, "uid %d: %v", ai.Cred.UID, ErrDenied)
+		}
+		return nil
+	}
+	return grpc.NewServer(append([]grpc.ServerOption{
+		grpc.Creds(serverCreds{policy: p}),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := check(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := check(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}, opts...)...)
 }
 
 // Dial connects to the agent socket at path. It fails at once, with a
