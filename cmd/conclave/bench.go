@@ -23,7 +23,7 @@ func benchCmd() *cobra.Command {
 
 func benchMembershipCmd() *cobra.Command {
 	var o bench.Options
-	var out, sizes string
+	var out, sizes, only string
 	cmd := &cobra.Command{
 		Use:   "membership",
 		Short: "Measure membership, failover and ordered delivery",
@@ -50,6 +50,9 @@ OUT/membership.json.`,
 				}
 				o.Sizes = append(o.Sizes, n)
 			}
+			if only != "" {
+				o.Only = strings.Split(only, ",")
+			}
 			r, err := bench.Membership(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -70,5 +73,6 @@ OUT/membership.json.`,
 	f.DurationVar(&o.Saturate, "saturate", 0, "also run a cluster this long with every CPU busy and count view changes (e.g. 10m)")
 	f.DurationVar(&o.Idle, "idle", 10*time.Second, "window for idle RSS and CPU")
 	f.StringVar(&out, "out", "docs/benchmarks", "directory for membership.md and membership.json")
+	f.StringVar(&only, "only", "", "run only these sections: lifecycle,linkcut,ordered,idle,saturate")
 	return cmd
 }

@@ -60,9 +60,9 @@ func (r *Report) Markdown() string {
 		w("| start → quorate/full view, 3 nodes | 2.64 s | ≤ 0.2 s | %s | %s |\n", three.Form.text(), verdict(three.Form.Median <= 200, three.Form.N > 0))
 		w("| SIGKILL of a daemon → new view on survivors | 7.7 s (default), 2.0 s (token 300) | ≤ 0.1 s | %s | %s |\n", three.Kill.text(), verdict(three.Kill.Median <= 100, three.Kill.N > 0))
 	}
-	lc, lcOK := r.LinkCut["default"]
+	lc, lcOK := r.LinkCut["3_nodes"]
 	w("| silent node (link cut) → new view, default config | 7.6 s | ≤ 1.0 s | %s | %s |\n", lc.text(), verdict(lc.Median <= 1000, lcOK && lc.N > 0))
-	lt, ltOK := r.LinkCut["token_300ms"]
+	lt, ltOK := r.LinkCut["3_nodes_token_300ms"]
 	w("| same, at equal `token` (300 ms) | token + consensus (660 ms) | ≤ token + 50 ms (350 ms) | %s | %s |\n", lt.text(), verdict(lt.Median <= 350, ltOK && lt.N > 0))
 	o1 := r.Ordered["64B_1sender"]
 	w("| ordered delivery, 3 nodes, 1 sender, 64 B | 26,900 msg/s | ≥ 50,000 msg/s | %s | %s |\n", o1.text(), verdict(o1.Median >= 50000, o1.N > 0))
@@ -84,10 +84,14 @@ func (r *Report) Markdown() string {
 		}
 	}
 	if len(r.LinkCut) > 0 {
-		w("\n## Link cut in network namespaces, 3 nodes (ms)\n\n| token | link down → survivors' new view |\n|---|---|\n")
-		for _, k := range []string{"default", "token_300ms"} {
+		w("\n## Link cut in network namespaces (ms)\n\nThe last node's only link goes down (its veth, in a private namespace); nothing tells the others but silence.\n\n| nodes | token | link down → survivors' new view |\n|---|---|---|\n")
+		for _, k := range []string{"3_nodes", "5_nodes", "3_nodes_token_300ms"} {
 			if s, ok := r.LinkCut[k]; ok {
-				w("| %s | %s |\n", strings.TrimPrefix(strings.ReplaceAll(k, "_", " "), "token "), s.text())
+				tok := "800 ms (default)"
+				if strings.Contains(k, "token") {
+					tok = "300 ms"
+				}
+				w("| %s | %s | %s |\n", k[:1], tok, s.text())
 			}
 		}
 	}
