@@ -320,6 +320,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.log.Info("left the cluster")
 			return nil
 		case <-a.failed:
+			a.log.Error("stopping: continuing could break the cluster's guarantees", "err", a.failure)
 			return a.failure
 		case p, ok := <-in:
 			if !ok {
@@ -348,9 +349,13 @@ func (a *Agent) loop(ctx context.Context) error {
 // the agent.
 func (a *Agent) unlockAfter() {
 	defer a.mu.Unlock()
+	if a.failure != nil {
+		return // nothing more may leave this node; Run is stopping
+	}
 	a.admit()
-	if err := a.process(); err != nil && a.failure == nil {
+	if err := a.process(); err != nil {
 		a.failure = err
+		a.stopped = true
 		close(a.failed)
 	}
 }
@@ -363,7 +368,7 @@ func (a *Agent) tickInterval() time.Duration {
 // goroutine.
 func (a *Agent) onPacket(p transport.Packet) {
 	a.mu.Lock()
-	if a.stopped {
+	if a.stopped || a.failure != nil {
 		a.mu.Unlock()
 		return
 	}

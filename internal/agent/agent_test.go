@@ -183,3 +183,81 @@ ring0_addr = "%s"
 		t.Fatalf("sync messages in different orders: %v vs %v", seqs[0], seqs[1])
 	}
 }
+
+// TestPersistFailureStops: an agent that cannot persist a new ring seq must
+// stop rather than use a ring id a crash could forget.
+func TestPersistFailureStops(t *testing.T) {
+	dir := t.TempDir()
+	ips := []string{"127.0.0.43", "127.0.0.44"}
+	port := freePort(t, ips...)
+	path := filepath.Join(dir, "c.toml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`[totem]
+cluster_name = "p"
+crypto_cipher = "none"
+crypto_hash = "none"
+[[totem.interface]]
+linknumber = 0
+mcastport = %d
+[[nodelist.node]]
+nodeid = 1
+ring0_addr = "%s"
+[[nodelist.node]]
+nodeid = 2
+ring0_addr = "%s"
+`, port, ips[0], ips[1])), 0o600)
+	type run struct {
+		cancel context.CancelFunc
+		done   chan error
+		sock   string
+		data   string
+	}
+	runs := map[uint32]*run{}
+	for id := uint32(1); id <= 2; id++ {
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &run{cancel: cancel, done: make(chan error, 1), sock: filepath.Join(dir, fmt.Sprintf("n%d.sock", id)), data: filepath.Join(dir, fmt.Sprintf("d%d", id))}
+		a, err := New(ctx, Options{Config: cfg, NodeID: id, Socket: r.sock, DataDir: r.data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { r.done <- a.Run(ctx) }()
+		runs[id] = r
+		defer cancel()
+	}
+	installed := func(id uint32, members int) bool {
+		conn, err := ipc.Dial(context.Background(), runs[id].sock)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		st, err := clientpb.NewAgentClient(conn).Status(context.Background(), &clientpb.StatusRequest{})
+		return err == nil && st.Installed && len(st.Members) == members
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !(installed(1, 2) && installed(2, 2)) {
+		if time.Now().After(deadline) {
+			t.Fatal("no 2-node view")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Sabotage node 2's ring seq file: the next persist cannot succeed.
+	seq := filepath.Join(runs[2].data, seqFile)
+	if err := os.Remove(seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(seq, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runs[1].cancel() // node 1 leaves: node 2 must form a new view, and persist its seq
+	select {
+	case err := <-runs[2].done:
+		if err == nil || !strings.Contains(err.Error(), "persisting ring seq") {
+			t.Fatalf("node 2 stopped with %v, want a persistence error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node 2 kept running after it could not persist its ring seq")
+	}
+}
