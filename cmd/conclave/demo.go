@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +61,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	if err != nil {
 		return fmt.Errorf("the cluster did not form: %w (logs in %s)", err, c.Dir)
 	}
-	formedAt, err := installedAt(ctx, c, all, ring)
+	formedAt, err := c.InstalledAt(ctx, all, ring)
 	if err != nil {
 		return err
 	}
@@ -72,55 +70,40 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 
 	// Watch the survivors before the kill, so their events carry the time.
 	survivors := []uint32{1, 2}
-	watch := map[uint32]<-chan *clientpb.Event{}
-	for _, id := range survivors {
-		if watch[id], err = c.Watch(ctx, id); err != nil {
-			return err
-		}
-		// The stream opens with the current view; what follows is news.
-		select {
-		case <-watch[id]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	watch, err := c.WatchNews(ctx, survivors)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "Killing node 3 (pid %d) with SIGKILL\n", c.PID(3))
 	killAt := time.Now()
 	if err := c.Kill(3); err != nil {
 		return err
 	}
-	var after *clientpb.RingID
-	var viewAt time.Time
-	for _, id := range survivors {
-		ev, err := waitInstalled(ctx, watch[id], survivors)
-		if err != nil {
-			return fmt.Errorf("node %d: %w", id, err)
-		}
-		after = ev.RingId
-		viewAt = later(viewAt, time.Unix(0, ev.UnixNano))
+	viewAt, err := lab.WaitInstalled(ctx, watch, survivors)
+	if err != nil {
+		return err
+	}
+	after, err := c.Status(ctx, 1)
+	if err != nil {
+		return err
 	}
 	failover := viewAt.Sub(killAt)
-	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n\n", ringText(after), survivors, ms(failover))
+	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n\n", ringText(after.RingId), survivors, ms(failover))
 
 	fmt.Fprintf(w, "Restarting node 3\n")
 	restartAt := time.Now()
 	if err := c.StartNode(3); err != nil {
 		return err
 	}
-	var rejoinAt time.Time
-	for _, id := range survivors {
-		ev, err := waitInstalled(ctx, watch[id], all)
-		if err != nil {
-			return fmt.Errorf("node %d: %w", id, err)
-		}
-		after = ev.RingId
-		rejoinAt = later(rejoinAt, time.Unix(0, ev.UnixNano))
+	rejoinAt, err := lab.WaitInstalled(ctx, watch, all)
+	if err != nil {
+		return err
 	}
-	if _, err := c.WaitView(ctx, all, all); err != nil {
+	if after, err = c.Status(ctx, 1); err != nil {
 		return err
 	}
 	rejoin := rejoinAt.Sub(restartAt)
-	fmt.Fprintf(w, "  node 3 rejoined: ring %s, members %v, %v after the restart\n\n", ringText(after), all, ms(rejoin))
+	fmt.Fprintf(w, "  node 3 rejoined: ring %s, members %v, %v after the restart\n\n", ringText(after.RingId), all, ms(rejoin))
 
 	fmt.Fprintf(w, "Timing summary\n")
 	fmt.Fprintf(w, "  start -> first full view         %8v\n", ms(formed))
@@ -148,55 +131,6 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	}
 	stopped = true
 	return c.Close()
-}
-
-// installedAt returns when the last of ids reported ring installed, by the
-// agents' own clocks (their Watch streams start with the current view).
-func installedAt(ctx context.Context, c *lab.Cluster, ids []uint32, ring *clientpb.RingID) (time.Time, error) {
-	var at time.Time
-	for _, id := range ids {
-		ch, err := c.Watch(ctx, id)
-		if err != nil {
-			return at, err
-		}
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				return at, fmt.Errorf("node %d closed its event stream", id)
-			}
-			if ev.RingId.GetSeq() != ring.Seq || ev.RingId.GetRep() != ring.Rep {
-				return at, fmt.Errorf("node %d moved on to ring %s", id, ringText(ev.RingId))
-			}
-			at = later(at, time.Unix(0, ev.UnixNano))
-		case <-ctx.Done():
-			return at, ctx.Err()
-		}
-	}
-	return at, nil
-}
-
-// waitInstalled reads events until a view with exactly members is installed.
-func waitInstalled(ctx context.Context, ch <-chan *clientpb.Event, members []uint32) (*clientpb.Event, error) {
-	for {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				return nil, errors.New("event stream closed")
-			}
-			if ev.Kind == clientpb.Event_INSTALLED && slices.Equal(ev.Members, members) {
-				return ev, nil
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no view %v: %w", members, ctx.Err())
-		}
-	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 func ringText(r *clientpb.RingID) string { return ringString(r) }

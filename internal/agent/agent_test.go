@@ -77,79 +77,103 @@ func freePort(t *testing.T, ips ...string) int {
 	return 0
 }
 
-// TestServicesSyncStep runs two agents in this process with a service that
-// has a sync step: on every member, each member's sync state is delivered
-// before the view is installed, in the same order everywhere.
-func TestServicesSyncStep(t *testing.T) {
+// testAgent is an agent running in this process.
+type testAgent struct {
+	id     uint32
+	cancel context.CancelFunc
+	done   chan error
+	sock   string
+	data   string
+}
+
+// startAgents runs n cleartext agents on 127.0.0.<base+i> in this process,
+// with the services services(id) returns.
+func startAgents(t *testing.T, base, n int, services func(id uint32) []Service) []*testAgent {
+	t.Helper()
 	dir := t.TempDir()
-	ips := []string{"127.0.0.41", "127.0.0.42"}
+	var ips []string
+	for i := 1; i <= n; i++ {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", base+i))
+	}
 	port := freePort(t, ips...)
-	cfgText := fmt.Sprintf(`[totem]
-cluster_name = "svc"
-crypto_cipher = "none"
-crypto_hash = "none"
-[[totem.interface]]
-linknumber = 0
-mcastport = %d
-[[nodelist.node]]
-nodeid = 1
-ring0_addr = "%s"
-[[nodelist.node]]
-nodeid = 2
-ring0_addr = "%s"
-`, port, ips[0], ips[1])
+	text := fmt.Sprintf("[totem]\ncluster_name = \"t\"\ncrypto_cipher = \"none\"\ncrypto_hash = \"none\"\n[[totem.interface]]\nlinknumber = 0\nmcastport = %d\n", port)
+	for i, ip := range ips {
+		text += fmt.Sprintf("[[nodelist.node]]\nnodeid = %d\nring0_addr = \"%s\"\n", i+1, ip)
+	}
 	path := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	recs := map[uint32]*recorder{}
-	var wg sync.WaitGroup
-	for id := uint32(1); id <= 2; id++ {
+	var out []*testAgent
+	for id := uint32(1); id <= uint32(n); id++ {
 		cfg, err := config.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := &recorder{self: membership.NodeID(id)}
-		recs[id] = rec
-		a, err := New(ctx, Options{
-			Config: cfg, NodeID: id, Socket: filepath.Join(dir, fmt.Sprintf("n%d.sock", id)),
-			DataDir: filepath.Join(dir, fmt.Sprintf("d%d", id)), Services: []Service{rec},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
+		ctx, cancel := context.WithCancel(context.Background())
+		ta := &testAgent{id: id, cancel: cancel, done: make(chan error, 1),
+			sock: filepath.Join(dir, fmt.Sprintf("n%d.sock", id)), data: filepath.Join(dir, fmt.Sprintf("d%d", id))}
+		var svcs []Service
+		if services != nil {
+			svcs = services(id)
+		}
+		a, err := New(ctx, Options{Config: cfg, NodeID: id, Socket: ta.sock, DataDir: ta.data, Services: svcs,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
+			cancel()
 			t.Fatal(err)
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); a.Run(ctx) }()
+		go func() { ta.done <- a.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-ta.done
+		})
+		out = append(out, ta)
 	}
-	defer wg.Wait()
-	defer cancel()
-	// Wait for both to be installed in a 2-member view.
+	return out
+}
+
+// installed reports whether the agent has an installed view of n members.
+func (ta *testAgent) installed(n int) bool {
+	conn, err := ipc.Dial(context.Background(), ta.sock)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	st, err := clientpb.NewAgentClient(conn).Status(context.Background(), &clientpb.StatusRequest{})
+	return err == nil && st.Installed && len(st.Members) == n
+}
+
+// waitInstalled polls, with a deadline, until every agent is installed in
+// an n-member view.
+func waitInstalled(t *testing.T, agents []*testAgent, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		done := true
-		for id := uint32(1); id <= 2; id++ {
-			conn, err := ipc.Dial(ctx, filepath.Join(dir, fmt.Sprintf("n%d.sock", id)))
-			if err != nil {
-				done = false
-				continue
-			}
-			st, err := clientpb.NewAgentClient(conn).Status(ctx, &clientpb.StatusRequest{})
-			conn.Close()
-			if err != nil || !st.Installed || len(st.Members) != 2 {
-				done = false
-			}
+		all := true
+		for _, ta := range agents {
+			all = all && ta.installed(n)
 		}
-		if done {
-			break
+		if all {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no installed 2-node view: %v / %v", recs[1].lines(), recs[2].lines())
+			t.Fatalf("no installed %d-node view", n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestServicesSyncStep runs two agents in this process with a service that
+// has a sync step: on every member, each member's sync state is delivered
+// before the view is installed, in the same order everywhere.
+func TestServicesSyncStep(t *testing.T) {
+	recs := map[uint32]*recorder{}
+	agents := startAgents(t, 40, 2, func(id uint32) []Service {
+		recs[id] = &recorder{self: membership.NodeID(id)}
+		return []Service{recs[id]}
+	})
+	waitInstalled(t, agents, 2)
 	var seqs [][]string
 	for id := uint32(1); id <= 2; id++ {
 		lines := recs[id].lines()
@@ -187,73 +211,20 @@ ring0_addr = "%s"
 // TestPersistFailureStops: an agent that cannot persist a new ring seq must
 // stop rather than use a ring id a crash could forget.
 func TestPersistFailureStops(t *testing.T) {
-	dir := t.TempDir()
-	ips := []string{"127.0.0.43", "127.0.0.44"}
-	port := freePort(t, ips...)
-	path := filepath.Join(dir, "c.toml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`[totem]
-cluster_name = "p"
-crypto_cipher = "none"
-crypto_hash = "none"
-[[totem.interface]]
-linknumber = 0
-mcastport = %d
-[[nodelist.node]]
-nodeid = 1
-ring0_addr = "%s"
-[[nodelist.node]]
-nodeid = 2
-ring0_addr = "%s"
-`, port, ips[0], ips[1])), 0o600)
-	type run struct {
-		cancel context.CancelFunc
-		done   chan error
-		sock   string
-		data   string
-	}
-	runs := map[uint32]*run{}
-	for id := uint32(1); id <= 2; id++ {
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		r := &run{cancel: cancel, done: make(chan error, 1), sock: filepath.Join(dir, fmt.Sprintf("n%d.sock", id)), data: filepath.Join(dir, fmt.Sprintf("d%d", id))}
-		a, err := New(ctx, Options{Config: cfg, NodeID: id, Socket: r.sock, DataDir: r.data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { r.done <- a.Run(ctx) }()
-		runs[id] = r
-		defer cancel()
-	}
-	installed := func(id uint32, members int) bool {
-		conn, err := ipc.Dial(context.Background(), runs[id].sock)
-		if err != nil {
-			return false
-		}
-		defer conn.Close()
-		st, err := clientpb.NewAgentClient(conn).Status(context.Background(), &clientpb.StatusRequest{})
-		return err == nil && st.Installed && len(st.Members) == members
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !(installed(1, 2) && installed(2, 2)) {
-		if time.Now().After(deadline) {
-			t.Fatal("no 2-node view")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	agents := startAgents(t, 42, 2, nil)
+	waitInstalled(t, agents, 2)
 	// Sabotage node 2's ring seq file: the next persist cannot succeed.
-	seq := filepath.Join(runs[2].data, seqFile)
+	seq := filepath.Join(agents[1].data, seqFile)
 	if err := os.Remove(seq); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(seq, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	runs[1].cancel() // node 1 leaves: node 2 must form a new view, and persist its seq
+	agents[0].cancel() // node 1 leaves: node 2 must form a new view, and persist its seq
 	select {
-	case err := <-runs[2].done:
+	case err := <-agents[1].done:
+		agents[1].done <- err // for the cleanup
 		if err == nil || !strings.Contains(err.Error(), "persisting ring seq") {
 			t.Fatalf("node 2 stopped with %v, want a persistence error", err)
 		}

@@ -218,13 +218,13 @@ func lifecycle(ctx context.Context, o Options, n int) (*Sizing, error) {
 			if err != nil {
 				return err
 			}
-			at, err := installedAt(ctx, c, all, ring)
+			at, err := c.InstalledAt(ctx, all, ring)
 			if err != nil {
 				return err
 			}
 			form = append(form, millis(at.Sub(start)))
 
-			watches, err := watchAll(ctx, c, survivors)
+			watches, err := c.WatchNews(ctx, survivors)
 			if err != nil {
 				return err
 			}
@@ -232,7 +232,7 @@ func lifecycle(ctx context.Context, o Options, n int) (*Sizing, error) {
 			if err := c.Kill(uint32(n)); err != nil {
 				return err
 			}
-			at, err = waitInstalledAll(ctx, watches, survivors)
+			at, err = lab.WaitInstalled(ctx, watches, survivors)
 			if err != nil {
 				return fmt.Errorf("after SIGKILL: %w", err)
 			}
@@ -242,7 +242,7 @@ func lifecycle(ctx context.Context, o Options, n int) (*Sizing, error) {
 			if err := c.StartNode(uint32(n)); err != nil {
 				return err
 			}
-			at, err = waitInstalledAll(ctx, watches, all)
+			at, err = lab.WaitInstalled(ctx, watches, all)
 			if err != nil {
 				return fmt.Errorf("after restart: %w", err)
 			}
@@ -275,7 +275,7 @@ func linkCut(ctx context.Context, o Options, n int, token time.Duration) (Summar
 			if _, err := c.WaitView(ctx, all, all); err != nil {
 				return err
 			}
-			watches, err := watchAll(ctx, c, survivors)
+			watches, err := c.WatchNews(ctx, survivors)
 			if err != nil {
 				return err
 			}
@@ -283,7 +283,7 @@ func linkCut(ctx context.Context, o Options, n int, token time.Duration) (Summar
 			if err := c.LinkDown(uint32(n), 0); err != nil {
 				return err
 			}
-			at, err := waitInstalledAll(ctx, watches, survivors)
+			at, err := lab.WaitInstalled(ctx, watches, survivors)
 			if err != nil {
 				return err
 			}
@@ -302,73 +302,6 @@ func tokenText(t time.Duration) string {
 		return "default 800ms"
 	}
 	return t.String()
-}
-
-// watchAll opens event streams on ids and consumes the current view each
-// stream starts with, so what follows is news.
-func watchAll(ctx context.Context, c *lab.Cluster, ids []uint32) (map[uint32]<-chan *clientpb.Event, error) {
-	out := map[uint32]<-chan *clientpb.Event{}
-	for _, id := range ids {
-		ch, err := c.Watch(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		out[id] = ch
-	}
-	return out, nil
-}
-
-// waitInstalledAll waits until every watched node installed a view of
-// exactly members, and returns the latest of their timestamps.
-func waitInstalledAll(ctx context.Context, watches map[uint32]<-chan *clientpb.Event, members []uint32) (time.Time, error) {
-	var last time.Time
-	for id, ch := range watches {
-		for done := false; !done; {
-			select {
-			case ev, ok := <-ch:
-				if !ok {
-					return last, fmt.Errorf("node %d closed its event stream", id)
-				}
-				if ev.Kind == clientpb.Event_INSTALLED && slices.Equal(ev.Members, members) {
-					if t := time.Unix(0, ev.UnixNano); t.After(last) {
-						last = t
-					}
-					done = true
-				}
-			case <-ctx.Done():
-				return last, fmt.Errorf("node %d: no view %v: %w", id, members, ctx.Err())
-			}
-		}
-	}
-	return last, nil
-}
-
-// installedAt is when the last of ids installed ring, by their own clocks.
-func installedAt(ctx context.Context, c *lab.Cluster, ids []uint32, ring *clientpb.RingID) (time.Time, error) {
-	var at time.Time
-	for _, id := range ids {
-		ch, err := c.Watch(ctx, id)
-		if err != nil {
-			return at, err
-		}
-		select {
-		case ev := <-ch:
-			if !lab.SameRing(ev.RingId, ring) {
-				return at, fmt.Errorf("node %d moved on to ring %s", id, lab.RingString(ev.RingId))
-			}
-			if t := time.Unix(0, ev.UnixNano); t.After(at) {
-				at = t
-			}
-		case <-ctx.Done():
-			return at, ctx.Err()
-		}
-	}
-	return at, nil
 }
 
 // ordered measures ordered-delivery throughput (64 B and 1 KiB, one sender

@@ -185,34 +185,33 @@ func (o *order) submitLocal(e *Engine, m *outMsg) {
 
 // heldRanges lists the entries held above the delivered point.
 func (o *order) heldRanges() []*peerpb.Range {
+	return o.ranges(o.delivered+1, o.log.base+uint64(len(o.log.buf)), true)
+}
+
+// missing lists the ranges in [from, to] not held.
+func (o *order) missing(from, to uint64) []*peerpb.Range {
+	return o.ranges(from, to, false)
+}
+
+// ranges lists the ranges of sequence numbers in [from, to] that are held
+// (or, with held false, not held).
+func (o *order) ranges(from, to uint64, held bool) []*peerpb.Range {
 	var rs []*peerpb.Range
-	for s := o.delivered + 1; s <= o.log.base+uint64(len(o.log.buf)); s++ {
-		if o.log.get(s) == nil {
-			continue
-		}
-		if n := len(rs); n > 0 && rs[n-1].Last+1 == s {
-			rs[n-1].Last = s
-		} else {
-			rs = append(rs, &peerpb.Range{First: s, Last: s})
+	for s := from; s <= to; s++ {
+		if (o.log.get(s) != nil) == held {
+			rs = extendRanges(rs, s)
 		}
 	}
 	return rs
 }
 
-// missing lists the ranges in [from, to] not held.
-func (o *order) missing(from, to uint64) []*peerpb.Range {
-	var rs []*peerpb.Range
-	for s := from; s <= to; s++ {
-		if o.log.get(s) != nil {
-			continue
-		}
-		if n := len(rs); n > 0 && rs[n-1].Last+1 == s {
-			rs[n-1].Last = s
-		} else {
-			rs = append(rs, &peerpb.Range{First: s, Last: s})
-		}
+// extendRanges adds s, above every range in rs, to rs.
+func extendRanges(rs []*peerpb.Range, s uint64) []*peerpb.Range {
+	if n := len(rs); n > 0 && rs[n-1].Last+1 == s {
+		rs[n-1].Last = s
+		return rs
 	}
-	return rs
+	return append(rs, &peerpb.Range{First: s, Last: s})
 }
 
 // store keeps an ordered entry. It reports whether the entry was new.

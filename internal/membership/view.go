@@ -698,12 +698,7 @@ func (e *Engine) recoverStep() {
 					if _, ok := asks[h]; !ok {
 						order = append(order, h)
 					}
-					rs := asks[h]
-					if n := len(rs); n > 0 && rs[n-1].Last+1 == s {
-						rs[n-1].Last = s
-					} else {
-						asks[h] = append(rs, &peerpb.Range{First: s, Last: s})
-					}
+					asks[h] = extendRanges(asks[h], s)
 				}
 			}
 			for _, h := range order {

@@ -445,25 +445,19 @@ func (s *Sim) step() bool {
 			s.drain(n)
 		}
 		s.push(item{at: s.now.Add(s.opts.Tick), kind: itemTick, to: it.to, inc: it.inc})
-	case itemMsg:
+	case itemMsg, itemClosed:
 		if !n.Up {
 			return true
 		}
 		if n.Paused {
-			n.inbox = append(n.inbox, it)
+			n.inbox = append(n.inbox, it) // like a socket buffer
 			return true
 		}
-		n.Eng.Step(s.now, it.link, it.msg)
-		s.drain(n)
-	case itemClosed:
-		if !n.Up {
-			return true
+		if it.kind == itemMsg {
+			n.Eng.Step(s.now, it.link, it.msg)
+		} else {
+			n.Eng.PeerClosed(s.now, it.from, it.inc)
 		}
-		if n.Paused {
-			n.inbox = append(n.inbox, it)
-			return true
-		}
-		n.Eng.PeerClosed(s.now, it.from, it.inc)
 		s.drain(n)
 	}
 	s.nSteps++
