@@ -377,3 +377,80 @@ func TestPeerClosedIsImmediate(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryGivesUp: a member that cannot get the old view's entries up
+// to the cut (no holder answers) gives up after 2 x consensus and starts
+// over, instead of holding the new view's sync step hostage.
+func TestRecoveryGivesUp(t *testing.T) {
+	nodes := []NodeConfig{{ID: 1, Links: 1}, {ID: 2, Links: 1}, {ID: 3, Links: 1}}
+	e, err := New(Config{Self: 3, Incarnation: 1, Nodes: nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(100, 0)
+	e.Tick(now)
+	from1 := func(body *peerpb.Message) {
+		body.From, body.To, body.Incarnation = 1, 3, 1
+		now = now.Add(time.Millisecond)
+		e.Step(now, 0, body)
+		for _, ev := range e.Ready().Events {
+			if ev.Kind == EventNodelist {
+				e.SyncDone(ev.Ring)
+			}
+		}
+	}
+	members := []*peerpb.Member{{Node: 1, Incarnation: 1}, {Node: 2, Incarnation: 1}, {Node: 3, Incarnation: 1}}
+	ring := func(seq uint64) *peerpb.RingID { return &peerpb.RingID{Rep: 1, Seq: seq} }
+	var hbSeq uint64
+	heartbeats := func() { // nodes 1 and 2 hear us, and each other
+		hbSeq++
+		for _, id := range []uint32{1, 2} {
+			now = now.Add(time.Millisecond)
+			e.Step(now, 0, &peerpb.Message{From: id, To: 3, Incarnation: 1, Body: &peerpb.Message_Heartbeat{Heartbeat: &peerpb.Heartbeat{
+				HeardYou: true, NodelistDigest: e.digest, Deaf: newNodeSet(3).bytes(), Seq: hbSeq,
+				Ring: ringPB(e.committed), State: uint32(e.state)}}})
+		}
+		e.Tick(now)
+		e.Ready()
+	}
+	heartbeats()
+	// View 1.4: nothing to recover.
+	from1(&peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: &peerpb.Prepare{Attempt: 1, Members: members}}})
+	from1(&peerpb.Message{Body: &peerpb.Message_Commit{Commit: &peerpb.Commit{Attempt: 1, Ring: ring(4), Members: members}}})
+	if r, _ := e.Ring(); r != (RingID{1, 4}) || e.State() != StateSync {
+		t.Fatalf("not in view 1.4: %v %v", r, e.State())
+	}
+	// View 1.8: node 1 claims it delivered 5 entries of 1.4 that we lack,
+	// and then never answers our fetches.
+	from1(&peerpb.Message{Body: &peerpb.Message_Prepare{Prepare: &peerpb.Prepare{Attempt: 2, Members: members}}})
+	from1(&peerpb.Message{Body: &peerpb.Message_Commit{Commit: &peerpb.Commit{Attempt: 2, Ring: ring(8), Members: members,
+		Transitions: []*peerpb.Transition{
+			{Node: 1, OldRing: ring(4), Delivered: 5},
+			{Node: 2, OldRing: ring(4)},
+			{Node: 3, OldRing: ring(4)},
+		}}}})
+	if e.State() != StateRecover {
+		t.Fatalf("state %v, want recovering", e.State())
+	}
+	fetched := false
+	for i, end := 0, now.Add(2*e.cfg.Consensus+50*time.Millisecond); now.Before(end); i, now = i+1, now.Add(5*time.Millisecond) {
+		if i%10 == 0 {
+			heartbeats() // the peers stay alive (and silent about the fetch)
+		}
+		e.Tick(now)
+		for _, o := range e.Ready().Messages {
+			if _, ok := o.Msg.Body.(*peerpb.Message_Fetch); ok && o.To == 1 {
+				fetched = true
+			}
+		}
+		if e.State() != StateRecover {
+			break
+		}
+	}
+	if !fetched {
+		t.Fatal("never asked node 1 for the missing entries")
+	}
+	if e.State() != StateGather {
+		t.Fatalf("still %v after 2 x consensus", e.State())
+	}
+}

@@ -66,6 +66,7 @@ type preparation struct {
 }
 
 type recovery struct {
+	started   time.Time
 	old       *order
 	cut       uint64
 	group     []*peerpb.Transition // members leaving the same old ring
@@ -297,8 +298,20 @@ func (e *Engine) tickView() {
 		e.waitFor = 0
 		e.viewDirty = true
 	}
-	if e.recov != nil {
-		e.recoverStep()
+	if r := e.recov; r != nil {
+		if now.Sub(r.started) > 2*e.cfg.Consensus {
+			// Every entry up to the cut is held by a member of the view
+			// (that is how the cut is chosen), so this cannot happen; if
+			// it does, start over rather than hold the new view's sync
+			// hostage: peers see us leave it and re-form.
+			e.log.Error("could not complete the old view's messages; starting over",
+				"ring", e.ring.String(), "committed", e.committed.String(), "cut", r.cut)
+			e.recov, e.next = nil, nil
+			e.state = StateGather
+			e.viewDirty = true
+		} else {
+			e.recoverStep()
+		}
 	}
 	if e.viewDirty || (!e.joinAt.IsZero() && !now.Before(e.joinAt)) {
 		e.evaluate()
@@ -611,7 +624,7 @@ func (e *Engine) applyCommit(cm *peerpb.Commit) {
 		}
 	}
 	e.next = newOrder(e, ring, e.members)
-	e.recov = &recovery{old: e.cur}
+	e.recov = &recovery{old: e.cur, started: e.now}
 	e.state = StateRecover
 	if old := e.cur; old != nil {
 		for _, t := range cm.Transitions {
