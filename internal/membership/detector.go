@@ -12,9 +12,11 @@ type peer struct {
 	idx   int
 	links uint8 // links both ends configure
 
-	inc     uint64 // highest incarnation heard
-	deadInc uint64 // incarnations <= deadInc are gone (left or closed)
-	left    bool   // deadInc was announced by a graceful Leave
+	inc      uint64 // highest incarnation heard
+	deadInc  uint64 // incarnations <= deadInc are gone (left or closed)
+	left     bool   // deadInc was announced by a graceful Leave
+	closedAt time.Time
+	liveInc  uint64 // deadInc before the last close, to undo a false one
 
 	lastHeard time.Time
 	linkHeard []time.Time // per link number, up to the highest configured
@@ -207,6 +209,9 @@ func (e *Engine) onGone(p *peer, inc uint64, graceful bool) {
 		e.restartPeer(p, inc)
 	}
 	wasAlive := !p.gone()
+	if !graceful && wasAlive {
+		p.liveInc, p.closedAt = p.deadInc, e.now
+	}
 	p.deadInc = inc
 	p.left = graceful
 	e.refresh(p)
@@ -218,6 +223,21 @@ func (e *Engine) onGone(p *peer, inc uint64, graceful bool) {
 		e.log.Info("peer "+how, "ring", e.ring.String(), "peer", p.id, "incarnation", inc)
 	}
 	e.viewDirty = true
+}
+
+// revive undoes a close that was not a death: the transport saw the
+// incarnation's connection close, yet authenticated messages from it keep
+// coming long after any that were in flight could have (a reset by a
+// middlebox, not a dead process). A graceful Leave is never undone.
+func (e *Engine) revive(p *peer, inc uint64) bool {
+	if p.left || inc != p.deadInc || p.closedAt.IsZero() || e.now.Sub(p.closedAt) < e.cfg.Token {
+		return false
+	}
+	e.log.Warn("peer's connection closed, but it is still sending: taking it back",
+		"ring", e.ring.String(), "peer", p.id, "incarnation", inc, "closed", e.now.Sub(p.closedAt).Round(time.Millisecond))
+	p.deadInc, p.closedAt = p.liveInc, time.Time{}
+	e.refresh(p)
+	return true
 }
 
 // tickDetector runs timeouts, link state and the heartbeat schedule. It

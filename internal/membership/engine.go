@@ -280,7 +280,7 @@ func (e *Engine) Step(now time.Time, link int, m *peerpb.Message) {
 		e.stats.Dropped++
 		return
 	}
-	if m.Incarnation <= p.deadInc || m.Incarnation < p.inc {
+	if (m.Incarnation <= p.deadInc && !e.revive(p, m.Incarnation)) || m.Incarnation < p.inc {
 		e.stats.Dropped++
 		return
 	}

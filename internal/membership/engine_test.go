@@ -454,3 +454,34 @@ func TestRecoveryGivesUp(t *testing.T) {
 		t.Fatalf("still %v after 2 x consensus", e.State())
 	}
 }
+
+// TestFalseCloseIsUndone: a peer whose connection closed but which keeps
+// sending after the token is taken back; stale packets right after a close
+// are not enough, and a graceful leave is final.
+func TestFalseCloseIsUndone(t *testing.T) {
+	tr, _ := formedTrio(t)
+	a := tr.engs[0]
+	a.PeerClosed(tr.now, 3, 1)
+	if m := a.Status().Peers[1]; m.Reachable {
+		t.Fatal("peer 3 still reachable right after its close")
+	}
+	tr.run(100 * time.Millisecond) // node 3 keeps sending: still too soon
+	if p := a.peer(3); !p.gone() {
+		t.Fatal("taken back before the token passed")
+	}
+	tr.run(a.cfg.Token + 200*time.Millisecond)
+	if p := a.peer(3); p.gone() {
+		t.Fatal("peer 3 keeps sending long after its close, but is still considered gone")
+	}
+	tr.run(300 * time.Millisecond)
+	if _, m := a.Ring(); !slices.Equal(m, []NodeID{1, 2, 3}) {
+		t.Fatalf("node 3 not back in the view: %v", m)
+	}
+	// A graceful leave is final, even if packets follow.
+	p := a.peer(2)
+	a.Step(tr.now, 0, &peerpb.Message{From: 2, To: 1, Incarnation: 1, Body: &peerpb.Message_Leave{Leave: &peerpb.Leave{}}})
+	tr.run(a.cfg.Token + 200*time.Millisecond)
+	if !p.gone() {
+		t.Fatal("a node that left gracefully was taken back")
+	}
+}
