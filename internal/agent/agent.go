@@ -65,8 +65,9 @@ type Agent struct {
 	mu          sync.Mutex // guards everything below, and the engine
 	failed      chan struct{}
 	failure     error
-	stopped     bool      // left the cluster: packets are no longer stepped
-	services    []Service // index i has byte i+1 on the ordered channel
+	stopped     bool          // left the cluster: packets are no longer stepped
+	kick        chan struct{} // wakes the loop to recompute its timer
+	services    []Service     // index i has byte i+1 on the ordered channel
 	batch       []*clientpb.Delivery
 	batchBytes  uint64
 	pending     []*publishReq
@@ -111,7 +112,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: o, cfg: cfg, self: self, failed: make(chan struct{})}
+	a := &Agent{opts: o, cfg: cfg, self: self, failed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	a.services = append([]Service{messages{a}}, o.Services...)
 	a.log = o.Logger.With("node", self.ID)
 	for _, w := range cfg.Warnings {
@@ -298,15 +299,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// loop feeds the engine with packets, transport events and ticks.
+// loop feeds the engine with packets, transport events and ticks. It
+// sleeps until the engine's next deadline (Engine.NextTick); whoever else
+// steps the engine wakes it to look again (kick).
 func (a *Agent) loop(ctx context.Context) error {
-	tick := time.NewTicker(a.tickInterval())
+	tick := time.NewTimer(0)
 	defer tick.Stop()
 	in := a.tr.Incoming()
 	events := a.tr.PeerEvents()
-	a.mu.Lock()
-	a.eng.Tick(time.Now())
-	a.mu.Unlock()
+	rearm := func() {
+		a.mu.Lock()
+		d := time.Until(a.eng.NextTick())
+		a.mu.Unlock()
+		tick.Reset(max(d, 100*time.Microsecond))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -340,6 +346,9 @@ func (a *Agent) loop(ctx context.Context) error {
 			a.mu.Lock()
 			a.eng.Tick(time.Now())
 			a.unlockAfter()
+			rearm()
+		case <-a.kick:
+			rearm()
 		}
 	}
 }
@@ -358,10 +367,10 @@ func (a *Agent) unlockAfter() {
 		a.stopped = true
 		close(a.failed)
 	}
-}
-
-func (a *Agent) tickInterval() time.Duration {
-	return min(max(a.cfg.Totem.Heartbeat/10, time.Millisecond), 10*time.Millisecond)
+	select { // the engine's next deadline may be sooner now
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 // onPacket steps the engine with a packet, on the transport's reader

@@ -356,15 +356,23 @@ func (c *Cluster) StartNode(id uint32) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	var lw *lineWriter
-	if c.stderr != nil {
+	if c.stderr != nil && !c.Opts.Keep {
 		lw = &lineWriter{out: c.stderr}
 		w := io.MultiWriter(logf, lw)
 		cmd.Stdout, cmd.Stderr = w, w
 	} else {
 		cmd.Stdout, cmd.Stderr = logf, logf
 	}
-	// An agent must not outlive a test binary that crashed or timed out.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if c.Opts.Keep {
+		// The cluster outlives this process (conclave demo --keep): its
+		// own session, so the terminal's signals do not reach it, and
+		// output straight to the log file (a pipe would break, and
+		// SIGPIPE kill the agent, once this process exits).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		// An agent must not outlive a test binary that crashed or timed out.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("lab: starting node %d: %w", id, err)

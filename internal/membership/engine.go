@@ -527,3 +527,47 @@ func (e *Engine) Status() Status {
 	}
 	return s
 }
+
+// NextTick says when the engine next needs a Tick if no message arrives
+// meanwhile, so a driver can sleep until then instead of ticking at a fixed
+// rate (an idle agent then wakes for its heartbeats, not hundreds of times a
+// second). Ticking earlier is always safe. While anything is in progress (a
+// view change, unacknowledged entries, a deferred join) the answer is a
+// quarter of the retransmission timeout; it is never later than a quarter
+// of the token, so a gap between ticks still means the process was not
+// scheduled.
+func (e *Engine) NextTick() time.Time {
+	if !e.started {
+		return e.now
+	}
+	next := e.now.Add(e.cfg.Token / 4)
+	if !e.nextScan.IsZero() && e.nextScan.Before(next) {
+		next = e.nextScan
+	}
+	if e.busy() {
+		if soon := e.now.Add(max(e.cfg.Retransmit/4, time.Millisecond)); soon.Before(next) {
+			next = soon
+		}
+	}
+	return next
+}
+
+// busy: some timer other than the detector's may be running.
+func (e *Engine) busy() bool {
+	if e.coord != nil || e.prep != nil || e.recov != nil || e.waitFor != 0 || !e.joinAt.IsZero() ||
+		e.viewDirty || len(e.dueList) > 0 || e.state == StateGather || e.state == StatePrepared || e.state == StateRecover {
+		return true
+	}
+	if o := e.cur; o != nil && !o.frozen {
+		if len(o.inflight) > 0 || len(o.outbox) > 0 || o.ackDirty || o.stableDirty {
+			return true
+		}
+		if o.isRep && o.nextSeq-1 > o.stable {
+			return true // a member may need a resend
+		}
+		if e.state == StateSync {
+			return true // barriers in flight
+		}
+	}
+	return len(e.queue) > 0
+}

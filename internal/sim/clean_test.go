@@ -28,7 +28,8 @@ func TestCleanFaultsNoSplits(t *testing.T) {
 	for seed := *flagSeed; seed < *flagSeed+uint64(seeds); seed++ {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		n := 3 + rng.IntN(7)
-		s := New(Options{Seed: seed, Nodes: n, Jitter: time.Duration(rng.IntN(3)) * time.Millisecond})
+		s := New(Options{Seed: seed, Nodes: n, Jitter: time.Duration(rng.IntN(3)) * time.Millisecond,
+			Adaptive: func(NodeID) bool { return seed%2 == 0 }})
 		if *flagLog {
 			s.LogTo(os.Stdout, slog.LevelDebug)
 		}

@@ -31,6 +31,8 @@ func randomRun(seed uint64, breaks membership.TestingKnobs) (*Sim, error) {
 		Seed: seed, Nodes: n, Links: 1 + rng.IntN(2), SyncMessages: true, Breaks: breaks,
 		Jitter: time.Duration(rng.IntN(3)) * time.Millisecond,
 	}
+	adaptive := rng.Uint64()
+	o.Adaptive = func(id NodeID) bool { return adaptive>>(id%64)&1 == 1 } // as the agent does, on about half the nodes
 	s := New(o)
 	if *flagTrace {
 		s.Trace = os.Stdout

@@ -45,6 +45,11 @@ type Options struct {
 	// exercise the sync step.
 	SyncMessages bool
 
+	// Adaptive, if set, says which nodes are ticked when their engine asks
+	// (Engine.NextTick), as the agent does, rather than every Tick. A
+	// deadline NextTick forgets then shows up as a liveness failure.
+	Adaptive func(NodeID) bool
+
 	// Breaks applies testing knobs to every engine.
 	Breaks membership.TestingKnobs
 
@@ -64,8 +69,10 @@ type Node struct {
 	Incarnation uint64
 	Persisted   uint64 // ring seq on "disk"
 	inbox       []item // arrived while paused
-	ticking     bool
-	sent        []string // app messages broadcast by the current incarnation
+	adaptive    bool
+	tickGen     uint64    // only the latest scheduled tick is live
+	tickAt      time.Time // when it is due
+	sent        []string  // app messages broadcast by the current incarnation
 	delivered   map[string]bool
 }
 
@@ -110,6 +117,7 @@ type item struct {
 	link int
 	msg  *peerpb.Message
 	inc  uint64 // itemClosed: incarnation of the closed peer; itemTick: incarnation the tick belongs to
+	gen  uint64 // itemTick: the node's tick generation
 	from NodeID
 }
 
@@ -210,10 +218,36 @@ func (s *Sim) Up(id NodeID) error {
 	}
 	n.Eng, n.Up, n.Paused, n.inbox = eng, true, false, nil
 	n.sent, n.delivered = nil, map[string]bool{}
+	n.adaptive = s.opts.Adaptive != nil && s.opts.Adaptive(id)
 	s.Check.nodeStarted(n)
 	// A random phase, so nodes do not tick in lockstep.
-	s.push(item{at: s.now.Add(time.Duration(s.rng.Int64N(int64(s.opts.Tick)))), kind: itemTick, to: int(id - 1), inc: n.Incarnation})
+	s.scheduleTick(n, s.now.Add(time.Duration(s.rng.Int64N(int64(s.opts.Tick)))))
 	return nil
+}
+
+// scheduleTick makes at the node's next (and only live) tick.
+func (s *Sim) scheduleTick(n *Node, at time.Time) {
+	n.tickGen++
+	n.tickAt = at
+	s.push(item{at: at, kind: itemTick, to: int(n.ID - 1), inc: n.Incarnation, gen: n.tickGen})
+}
+
+// retick moves an adaptive node's next tick earlier when its engine now
+// needs one sooner.
+func (s *Sim) retick(n *Node) {
+	if !n.adaptive || !n.Up || n.Paused {
+		return
+	}
+	if at := n.Eng.NextTick(); at.Before(n.tickAt) {
+		s.scheduleTick(n, later(at, s.now))
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Down kills node id's agent. Its host stays up, so peers whose network
@@ -345,6 +379,7 @@ func (s *Sim) Send(id NodeID, payload string) (string, error) {
 	n.sent = append(n.sent, payload)
 	s.Check.sent(n, payload)
 	s.drain(n)
+	s.retick(n)
 	return payload, nil
 }
 
@@ -437,14 +472,18 @@ func (s *Sim) step() bool {
 	n := s.nodes[it.to]
 	switch it.kind {
 	case itemTick:
-		if !n.Up || it.inc != n.Incarnation {
-			return true // the incarnation this tick belonged to is gone
+		if !n.Up || it.inc != n.Incarnation || it.gen != n.tickGen {
+			return true // a stale tick, or one of a gone incarnation
 		}
+		next := s.now.Add(s.opts.Tick)
 		if !n.Paused {
 			n.Eng.Tick(s.now)
 			s.drain(n)
+			if n.adaptive {
+				next = later(n.Eng.NextTick(), s.now.Add(time.Microsecond))
+			}
 		}
-		s.push(item{at: s.now.Add(s.opts.Tick), kind: itemTick, to: it.to, inc: it.inc})
+		s.scheduleTick(n, next)
 	case itemMsg, itemClosed:
 		if !n.Up {
 			return true
@@ -459,6 +498,7 @@ func (s *Sim) step() bool {
 			n.Eng.PeerClosed(s.now, it.from, it.inc)
 		}
 		s.drain(n)
+		s.retick(n)
 	}
 	s.nSteps++
 	s.Check.afterStep()
