@@ -330,7 +330,7 @@ func TestLeaveIsImmediate(t *testing.T) {
 	tr, _ := formedTrio(t)
 	tr.engs[2].Leave(tr.now)
 	left := tr.engs[2]
-	tr.engs = tr.engs[:2]
+	tr.down[2] = true
 	// Deliver node 3's Leave messages.
 	for _, o := range left.Ready().Messages {
 		if o.To != 3 {
@@ -338,7 +338,7 @@ func TestLeaveIsImmediate(t *testing.T) {
 		}
 	}
 	tr.run(20 * time.Millisecond) // far below the 800ms token
-	for _, e := range tr.engs {
+	for _, e := range tr.engs[:2] {
 		if _, m := e.Ring(); !slices.Equal(m, []NodeID{1, 2}) || e.State() != StateOperational {
 			t.Fatalf("node %d: %v %v", e.Self(), e.State(), m)
 		}
@@ -369,9 +369,9 @@ func TestPeerClosedIsImmediate(t *testing.T) {
 	for _, e := range tr.engs[:2] {
 		e.PeerClosed(tr.now, 3, 1)
 	}
-	tr.engs = tr.engs[:2]
+	tr.down[2] = true
 	tr.drain()
-	for _, e := range tr.engs {
+	for _, e := range tr.engs[:2] {
 		if _, m := e.Ring(); !slices.Equal(m, []NodeID{1, 2}) {
 			t.Fatalf("node %d members %v", e.Self(), m)
 		}
@@ -483,5 +483,31 @@ func TestFalseCloseIsUndone(t *testing.T) {
 	tr.run(a.cfg.Token + 200*time.Millisecond)
 	if !p.gone() {
 		t.Fatal("a node that left gracefully was taken back")
+	}
+}
+
+func TestNextTick(t *testing.T) {
+	tr, _ := formedTrio(t)
+	e := tr.engs[1]
+	tr.run(time.Second) // quiet
+	if e.busy() {
+		t.Fatal("an idle engine asks for the fast tick cadence")
+	}
+	if idle := e.NextTick().Sub(e.now); idle > e.cfg.Token/4 {
+		t.Fatalf("idle: next tick in %v, beyond a quarter token", idle)
+	}
+	e.Broadcast([]byte("x"), false)
+	e.Ready()
+	if busy := e.NextTick().Sub(e.now); !e.busy() || busy > e.cfg.Retransmit/4 {
+		t.Fatalf("with an entry in flight: next tick in %v, want within %v", busy, e.cfg.Retransmit/4)
+	}
+	// Alone, with nothing to do, it still ticks often enough to tell its own
+	// pauses from silence: at least every quarter token.
+	e.PeerClosed(tr.now, 1, 1)
+	e.PeerClosed(tr.now, 3, 1)
+	tr.down[0], tr.down[2] = true, true
+	tr.run(5 * time.Second)
+	if alone := e.NextTick().Sub(e.now); alone > e.cfg.Token/4 {
+		t.Fatalf("alone: next tick in %v, beyond a quarter token", alone)
 	}
 }

@@ -14,7 +14,8 @@ import (
 // instantly, used to build real traffic for fuzz seeds and unit tests.
 type trio struct {
 	now  time.Time
-	engs []*Engine // node i+1; a test may truncate the slice to "kill" the last ones
+	engs []*Engine    // node i+1
+	down map[int]bool // indexes of engines that are "dead": not ticked, get nothing
 	// onDeliver, if set, sees every delivery (index of the node, event).
 	onDeliver func(i int, ev Event)
 	// sent records every marshalled message addressed to node 1.
@@ -22,7 +23,7 @@ type trio struct {
 }
 
 func newTrio(t testing.TB) *trio {
-	tr := &trio{now: time.Unix(1000, 0)}
+	tr := &trio{now: time.Unix(1000, 0), down: map[int]bool{}}
 	nodes := []NodeConfig{{ID: 1, Links: 1}, {ID: 2, Links: 1}, {ID: 3, Links: 1}}
 	for id := NodeID(1); id <= 3; id++ {
 		e, err := New(Config{Self: id, Incarnation: 1, Nodes: nodes})
@@ -37,8 +38,10 @@ func newTrio(t testing.TB) *trio {
 // run advances time in ticks, delivering every message at once.
 func (tr *trio) run(d time.Duration) {
 	for end := tr.now.Add(d); tr.now.Before(end); tr.now = tr.now.Add(5 * time.Millisecond) {
-		for _, e := range tr.engs {
-			e.Tick(tr.now)
+		for i, e := range tr.engs {
+			if !tr.down[i] {
+				e.Tick(tr.now)
+			}
 		}
 		tr.drain()
 	}
@@ -48,6 +51,9 @@ func (tr *trio) drain() {
 	for moved := true; moved; {
 		moved = false
 		for i, e := range tr.engs {
+			if tr.down[i] {
+				continue
+			}
 			r := e.Ready()
 			for _, ev := range r.Events {
 				switch ev.Kind {
@@ -65,8 +71,8 @@ func (tr *trio) drain() {
 					b, _ := proto.Marshal(o.Msg)
 					tr.sent = append(tr.sent, b)
 				}
-				if int(o.To) <= len(tr.engs) {
-					tr.engs[o.To-1].Step(tr.now, o.Link, o.Msg)
+				if i := int(o.To) - 1; i < len(tr.engs) && !tr.down[i] {
+					tr.engs[i].Step(tr.now, o.Link, o.Msg)
 				}
 			}
 		}
