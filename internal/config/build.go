@@ -190,35 +190,6 @@ func (b *builder) flag(v value) (bool, bool) {
 	return false, false
 }
 
-// ignoredTotem are totem keys Corosync knows whose job Conclave's own
-// transport and membership protocol do differently (or not at all).
-var ignoredTotem = map[string]bool{
-	"ip_version": true, "token_retransmits_before_loss_const": true, "token_retransmit": true,
-	"hold": true, "send_join": true, "merge": true, "downcheck": true, "fail_recv_const": true,
-	"seqno_unchanged_const": true, "heartbeat_failures_allowed": true, "max_network_delay": true,
-	"window_size": true, "max_messages": true, "miss_count_const": true,
-	"rrp_problem_count_timeout": true, "token_warning": true, "knet_pmtud_interval": true,
-	"knet_mtu": true, "knet_compression_model": true, "knet_compression_threshold": true,
-	"knet_compression_level": true, "link_mode": true, "block_unlisted_ips": true,
-	"crypto_model": true, "threads": true, "vsftype": true, "clear_node_high_bit": true,
-	"config_version": true, "nodeid": true, "cancel_token_hold_on_retransmit": true,
-	"knet_ping_interval": true, "knet_ping_timeout": true, "knet_pong_count": true,
-	"knet_link_priority": true, "knet_transport": true, "rrp_mode": true,
-}
-
-// ignoredInterface are totem.interface keys of corosync's transports.
-var ignoredInterface = map[string]bool{
-	"bindnetaddr": true, "mcastaddr": true, "ttl": true, "broadcast": true,
-	"knet_link_priority": true, "knet_ping_interval": true, "knet_ping_timeout": true,
-	"knet_ping_precision": true, "knet_pong_count": true, "knet_transport": true,
-}
-
-const ignoredMsg = "not used by Conclave (ignored)"
-
-func (b *builder) unknownKey(e entry) {
-	b.warnf(e.key, e.line, "unknown key (ignored)")
-}
-
 // totemKey applies one key of the totem section.
 func (b *builder) totemKey(e entry) {
 	c := b.cfg
@@ -276,10 +247,12 @@ func (b *builder) totemKey(e entry) {
 	case "keyfile":
 		text(&c.Crypto.KeyFile)
 	case "secauth":
+		// corosync: "on" turns crypto on (aes256/sha256 unless crypto_cipher
+		// and crypto_hash say otherwise); any other value leaves it off.
 		if s, ok := b.str(e.value); ok {
 			if s != "on" && s != "off" {
-				b.invalid(e.value, "must be on or off")
-				return
+				b.warnf(e.key, e.line, "%s is neither on nor off: treated as off, as corosync does", strconv.Quote(s))
+				s = "off"
 			}
 			b.secauth = s
 			b.set(e.value)
@@ -297,11 +270,7 @@ func (b *builder) totemKey(e entry) {
 			b.set(e.value)
 		}
 	default:
-		if ignoredTotem[e.name] {
-			b.warnf(e.key, e.line, ignoredMsg)
-		} else {
-			b.unknownKey(e)
-		}
+		b.otherKey(ccTotemKeys, e)
 	}
 }
 
@@ -324,11 +293,7 @@ func (b *builder) iface(key string, line int, entries []entry) {
 				b.set(e.value)
 			}
 		default:
-			if ignoredInterface[e.name] || ignoredTotem[e.name] {
-				b.warnf(e.key, e.line, ignoredMsg)
-			} else {
-				b.unknownKey(e)
-			}
+			b.otherKey(ccInterfaceKeys, e)
 		}
 	}
 	t := &b.cfg.Totem
@@ -398,7 +363,7 @@ func (b *builder) node(key string, line int, entries []entry) {
 				b.set(e.value)
 			}
 		default:
-			b.unknownKey(e)
+			b.otherKey(ccNodeKeys, e)
 		}
 	}
 	if !named && n.ID != 0 {
@@ -455,7 +420,7 @@ func (b *builder) quorumKey(e entry) {
 			b.set(e.value)
 		}
 	default:
-		b.unknownKey(e)
+		b.otherKey(ccQuorumKeys, e)
 	}
 }
 
@@ -493,7 +458,7 @@ func (b *builder) deviceKey(e entry) {
 			b.set(e.value)
 		}
 	default:
-		b.unknownKey(e)
+		b.otherKey(ccDeviceKeys, e)
 	}
 }
 
@@ -547,7 +512,7 @@ func (b *builder) agentKey(e entry) {
 			b.set(e.value)
 		}
 	default:
-		b.unknownKey(e)
+		b.errorf(e.key, e.line, unknownKeyMsg)
 	}
 }
 
@@ -559,7 +524,7 @@ func (b *builder) uidgidKey(e entry) {
 			b.set(e.value)
 		}
 	default:
-		b.unknownKey(e)
+		b.otherKey(ccUIDGIDKeys, e)
 	}
 }
 

@@ -7,9 +7,13 @@
 //
 // Parse reports every problem it finds at once, each as an *Error naming the
 // file, the line and the dotted key (corosync's cmap spelling, e.g.
-// nodelist.node.2.ring0_addr), joined with errors.Join. Keys that Corosync
-// knows but Conclave does not use are accepted and reported as warnings in
-// Config.Warnings, so an operator sees what is being ignored.
+// nodelist.node.2.ring0_addr), joined with errors.Join. In a corosync.conf,
+// keys that Corosync (2.x or 3.x) knows but Conclave does not use are
+// accepted and reported as one-line warnings in Config.Warnings, so an
+// operator sees what is being ignored; so are Corosync 1.x's amf, aisexec,
+// service and event sections, one warning each. A key or section Corosync
+// does not know is an error, as is every unknown key in TOML: a misspelt key
+// would otherwise leave the cluster on defaults nobody chose.
 package config
 
 import (
@@ -109,8 +113,8 @@ type Config struct {
 	// Agent holds Conclave-only settings (TOML [agent]). A corosync.conf's
 	// uidgid{} sections map to AllowedUIDs/AllowedGIDs.
 	Agent Agent
-	// Warnings lists keys Corosync knows but Conclave ignores, and other
-	// non-fatal notes, in file order.
+	// Warnings lists keys Corosync knows but Conclave ignores (one per key;
+	// one per Corosync 1.x section), and other non-fatal notes.
 	Warnings []*Error
 
 	// lines maps every dotted key (and section) that was written in the file
@@ -230,8 +234,8 @@ type Crypto struct {
 
 // Cleartext reports whether the file explicitly turned encryption off:
 // crypto_cipher "none" with crypto_hash "none" or absent (or corosync's
-// `secauth: off` with neither). A file that says nothing about crypto is NOT
-// cleartext: Conclave encrypts by default.
+// secauth set to anything but "on", with neither). A file that says nothing
+// about crypto is NOT cleartext: Conclave encrypts by default.
 func (c Crypto) Cleartext() bool {
 	return c.Cipher == "none" && (c.Hash == "none" || c.Hash == "")
 }

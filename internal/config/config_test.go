@@ -367,7 +367,13 @@ func TestCrypto(t *testing.T) {
 		{keys: "crypto_hash: none\n", wantErr: "c.conf:9: totem.crypto_hash: crypto_hash none requires crypto_cipher none: without crypto_cipher, frames are encrypted"},
 		{keys: "crypto_cipher: aes512\n", wantErr: `c.conf:9: totem.crypto_cipher: invalid value "aes512": must be one of none, aes256, aes192, aes128`},
 		{keys: "crypto_hash: crc32\n", wantErr: `c.conf:9: totem.crypto_hash: invalid value "crc32": must be one of none, md5, sha1, sha256, sha384, sha512`},
-		{keys: "secauth: yes\n", wantErr: `c.conf:9: totem.secauth: invalid value "yes": must be on or off`},
+		// corosync: anything but "on" leaves crypto off, whatever it says.
+		{keys: "secauth: yes\n", cipher: "none", hash: "none", cleartext: true,
+			warn: `c.conf:9: totem.secauth: "yes" is neither on nor off: treated as off, as corosync does`},
+		{keys: "secauth: false\n", cipher: "none", hash: "none", cleartext: true,
+			warn: `c.conf:9: totem.secauth: "false" is neither on nor off: treated as off, as corosync does`},
+		{keys: "secauth: false\ncrypto_cipher: aes128\ncrypto_hash: sha1\n", cipher: "aes128", hash: "sha1", keyfile: DefaultCorosyncKeyFile,
+			warn: `c.conf:9: totem.secauth: "false" is neither on nor off: treated as off, as corosync does`},
 	} {
 		c, err := Parse("c.conf", []byte(base+tc.keys+"}\n"))
 		if tc.wantErr != "" {
@@ -438,7 +444,7 @@ func TestWarnings(t *testing.T) {
 	ip_version: ipv4
 	window_size: 50
 	rrp_mode: passive
-	frobnicate: 1
+	token_warning: 75
 	interface {
 		linknumber: 0
 		bindnetaddr: 10.0.0.0
@@ -453,7 +459,7 @@ nodelist {
 	node {
 		nodeid: 1
 		ring0_addr: 10.0.0.1
-		color: blue
+		quorum_votes: 1
 	}
 }
 quorum {
@@ -482,6 +488,29 @@ qb {
 nozzle {
 	name: noz0
 }
+resources {
+	watchdog_device: off
+	process {
+		memory_used {
+			recovery: none
+		}
+	}
+}
+logging {
+	logging_daemon {
+		name: corosync
+		subsys: QDEVICE
+		debug: off
+	}
+}
+totem {
+	interface {
+		linknumber: 0
+		member {
+			memberaddr: 10.0.0.1
+		}
+	}
+}
 `
 	c := mustParse(t, "w.conf", text)
 	want := []string{
@@ -489,17 +518,22 @@ nozzle {
 		"w.conf:4: totem.ip_version: not used by Conclave (ignored)",
 		"w.conf:5: totem.window_size: not used by Conclave (ignored)",
 		"w.conf:6: totem.rrp_mode: not used by Conclave (ignored)",
-		"w.conf:7: totem.frobnicate: unknown key (ignored)",
+		"w.conf:7: totem.token_warning: not used by Conclave (ignored)",
 		"w.conf:10: totem.interface.0.bindnetaddr: not used by Conclave (ignored)",
 		"w.conf:12: totem.interface.0.knet_link_priority: not used by Conclave (ignored)",
-		"w.conf:22: nodelist.node.0.color: unknown key (ignored)",
-		"w.conf:27: quorum.leaving_timeout: unknown key (ignored)",
+		"w.conf:27: quorum.leaving_timeout: not used by Conclave (ignored)",
 		"w.conf:30: system.state_dir: not used by Conclave (ignored)",
 		"w.conf:35: resources.system.memory_used.poll_period: not used by Conclave (ignored)",
 		"w.conf:41: logging.logger_subsys.subsys: not used by Conclave (ignored)",
 		"w.conf:42: logging.logger_subsys.debug: not used by Conclave (ignored)",
 		"w.conf:46: qb.ipc_type: not used by Conclave (ignored)",
 		"w.conf:49: nozzle.name: not used by Conclave (ignored)",
+		"w.conf:52: resources.watchdog_device: not used by Conclave (ignored)",
+		"w.conf:55: resources.process.memory_used.recovery: not used by Conclave (ignored)",
+		"w.conf:61: logging.logging_daemon.name: not used by Conclave (ignored)",
+		"w.conf:62: logging.logging_daemon.subsys: not used by Conclave (ignored)",
+		"w.conf:63: logging.logging_daemon.debug: not used by Conclave (ignored)",
+		"w.conf:70: totem.interface.0.member.memberaddr: not used by Conclave (ignored)",
 		"w.conf:14: totem.interface.3: interface for link 3, but no node has a ring3_addr (ignored)",
 	}
 	if got := warnStrings(c); !slices.Equal(got, want) {

@@ -71,7 +71,9 @@ func parseCorosyncText(file string, data []byte) (*ccItem, []error) {
 			switch {
 			case key == "":
 				fail(lineNo, "", "missing key name before ':'")
-			case len(stack) == 1:
+			case len(stack) == 1 && !corosyncKeys.knows(key):
+				// corosync stores a top-level key, but only Corosync
+				// 1.x's `compatibility` ever meant anything there.
 				fail(lineNo, key, "key outside any section")
 			default:
 				top.items = append(top.items, &ccItem{name: key, value: trimBlanks(line[i+1:]), line: lineNo})
@@ -128,20 +130,23 @@ func (b *builder) readCorosync(data []byte) bool {
 		return false
 	}
 	for _, s := range root.items {
+		if !s.section {
+			b.warnf(s.name, s.line, legacyKeyMsg)
+			continue
+		}
 		b.mark(s.name, s.line)
 		switch s.name {
 		case "totem":
 			b.walk(s.name, s, b.totemKey, map[string]func(string, *ccItem){"interface": b.ccInterface})
 		case "nodelist":
-			b.walk(s.name, s, b.unknownKey, map[string]func(string, *ccItem){"node": b.ccNode})
+			b.walk(s.name, s, func(e entry) { b.otherKey(corosyncKeys.sub("nodelist"), e) },
+				map[string]func(string, *ccItem){"node": b.ccNode})
 		case "quorum":
 			b.walk(s.name, s, b.quorumKey, map[string]func(string, *ccItem){"device": b.ccDevice})
 		case "uidgid":
 			b.walk(s.name, s, b.uidgidKey, nil)
-		case "logging", "system", "resources", "qb", "nozzle":
-			b.ignoredSection(s.name, s)
 		default:
-			b.errorf(s.name, s.line, "unknown section")
+			b.ignoredSection(s.name, s, corosyncKeys.sub(s.name))
 		}
 	}
 	return true
@@ -158,23 +163,39 @@ func (b *builder) walk(key string, s *ccItem, apply func(entry), subs map[string
 		}
 		sub, ok := subs[it.name]
 		if !ok {
-			b.errorf(k, it.line, "unknown section")
+			b.errorf(k, it.line, unknownSectionMsg)
 			continue
 		}
 		sub(k, it)
 	}
 }
 
-// ignoredSection warns once per key of a section Corosync knows and
-// Conclave does not use (logging, system, …), nested sections included.
-func (b *builder) ignoredSection(key string, s *ccItem) {
+// ignoredSection checks a section Conclave does not use (logging, system,
+// …) against what Corosync knows of it (schema, nil when nothing): one
+// warning per known key, an error per unknown key or subsection. A Corosync
+// 1.x section gets one warning as a whole, and the sections of other
+// programs (schema.free) one warning per key, whatever they contain.
+func (b *builder) ignoredSection(key string, s *ccItem, schema *ccSection) {
+	switch {
+	case schema == nil:
+		b.errorf(key, s.line, unknownSectionMsg)
+		return
+	case schema.legacy:
+		b.warnf(key, s.line, legacySectionMsg)
+		return
+	}
 	for _, it := range s.items {
 		k := key + "." + it.name
-		if it.section {
-			b.ignoredSection(k, it)
-			continue
+		switch {
+		case it.section && schema.free:
+			b.ignoredSection(k, it, schema)
+		case it.section:
+			b.ignoredSection(k, it, schema.sub(it.name))
+		case schema.knows(it.name):
+			b.warnf(k, it.line, ignoredMsg)
+		default:
+			b.errorf(k, it.line, unknownKeyMsg)
 		}
-		b.warnf(k, it.line, ignoredMsg)
 	}
 }
 
@@ -198,7 +219,11 @@ func (b *builder) ccInterface(_ string, s *ccItem) {
 	}
 	key := "totem.interface." + link
 	b.mark(key, s.line)
-	b.iface(key, s.line, b.keysOnly(key, s))
+	var es []entry
+	b.walk(key, s, func(e entry) { es = append(es, e) }, map[string]func(string, *ccItem){
+		"member": func(k string, m *ccItem) { b.ignoredSection(k, m, ccInterfaceKeys.sub("member")) },
+	})
+	b.iface(key, s.line, es)
 }
 
 // ccNode handles one nodelist.node; its keys are nodelist.node.<index>.<key>

@@ -76,6 +76,10 @@ func FuzzParseCorosync(f *testing.F) {
 		"totem {\n cluster_name: x\nnodelist {\n",
 		"uidgid {\n uid: root\n gid: 0\n}\n",
 		"logging {\n logger_subsys {\n  subsys: QUORUM\n }\n}\n",
+		"compatibility: whitetank\namf {\n mode: disabled\n}\naisexec {\n user: root\n}\nservice {\n name: pacemaker\n ver: 0\n}\nevent {\n}\n",
+		"totem {\n secauth: false\n interface {\n  ringnumber: 1\n  mcastport: 5407\n  member {\n   memberaddr: 10.0.0.1\n  }\n }\n}\n",
+		"resources {\n watchdog_device: off\n system {\n  memory_used {\n   poll_period: 1000\n  }\n }\n}\nsystem {\n state_dir: /x\n}\n",
+		"logging {\n logging_daemon {\n  name: corosync\n  subsys: QDEVICE\n }\n}\nnozzle {\n name: n\n}\nqb {\n ipc_type: shm\n}\n",
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := parse("fuzz.conf", data, FormatCorosync)
