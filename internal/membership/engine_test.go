@@ -511,3 +511,25 @@ func TestNextTick(t *testing.T) {
 		t.Fatalf("alone: next tick in %v, beyond a quarter token", alone)
 	}
 }
+
+// TestHugeRangesStayCheap: a Fetch or a Commit naming absurd sequence
+// ranges (a corrupt or buggy peer) must not make the engine walk them.
+func TestHugeRangesStayCheap(t *testing.T) {
+	tr, _ := formedTrio(t)
+	e := tr.engs[0]
+	ring, _ := e.Ring()
+	done := make(chan struct{})
+	go func() { // the engine is not shared: this goroutine is its only user now
+		e.Step(tr.now, 0, &peerpb.Message{From: 2, To: 1, Incarnation: 1, Body: &peerpb.Message_Fetch{Fetch: &peerpb.Fetch{
+			Ring: ringPB(ring), Ranges: []*peerpb.Range{{First: 0, Last: 1 << 62}}}}})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // it takes microseconds; without the bound, forever
+		t.Fatal("a Fetch of a huge range does not return")
+	}
+	if got := len(e.cur.ranges(1, 1<<62, false)); got != 1 {
+		t.Fatalf("ranges over a huge span: %d ranges", got)
+	}
+}

@@ -197,6 +197,7 @@ func (o *order) missing(from, to uint64) []*peerpb.Range {
 // (or, with held false, not held).
 func (o *order) ranges(from, to uint64, held bool) []*peerpb.Range {
 	var rs []*peerpb.Range
+	to = min(to, from+maxLogSpan) // no log spans more
 	for s := from; s <= to; s++ {
 		if (o.log.get(s) != nil) == held {
 			rs = extendRanges(rs, s)

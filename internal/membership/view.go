@@ -633,6 +633,12 @@ func (e *Engine) applyCommit(cm *peerpb.Commit) {
 			}
 		}
 		e.recov.cut = cutOf(e.recov.group)
+		if limit := old.delivered + maxLogSpan; e.recov.cut > limit {
+			// No log holds that much; a corrupt Commit must not make us
+			// walk billions of sequence numbers.
+			e.log.Error("commit claims an impossible cut; limiting it", "ring", e.ring.String(), "cut", e.recov.cut, "limit", limit)
+			e.recov.cut = limit
+		}
 		if e.cfg.Testing.SkipFlush {
 			e.recov.cut = old.received
 		}
@@ -748,8 +754,9 @@ func (e *Engine) onFetch(p *peer, f *peerpb.Fetch) {
 		}
 	}
 	n := 0
+	lo, hi := o.log.base+1, o.log.base+uint64(len(o.log.buf)) // what we could hold
 	for _, r := range f.Ranges {
-		for s := r.First; s <= r.Last && n < 4*e.cfg.Window; s++ {
+		for s := max(r.First, lo); s <= min(r.Last, hi) && n < 4*e.cfg.Window; s++ {
 			en := o.log.get(s)
 			if en == nil {
 				continue
