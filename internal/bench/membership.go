@@ -481,23 +481,6 @@ func throughput(ctx context.Context, o Options, size, senders, count int) (float
 	return float64(count) / elapsed.Seconds(), nil
 }
 
-func publish(ctx context.Context, c *lab.Cluster, id uint32, payloads [][]byte) error {
-	cl, closer, err := c.Client(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	st, err := cl.Publish(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&clientpb.PublishRequest{Payloads: payloads}); err != nil {
-		return err
-	}
-	_, err = st.CloseAndRecv()
-	return err
-}
-
 // latency sends n 64-byte messages from sender at 100 msg/s, each carrying
 // its send time, and returns per message the delay to delivery at the
 // sender and to delivery at the last node (ms).

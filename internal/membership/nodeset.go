@@ -17,12 +17,6 @@ func (s nodeSet) has(i int) bool {
 func (s nodeSet) set(i int)   { s[i/64] |= 1 << (uint(i) % 64) }
 func (s nodeSet) clear(i int) { s[i/64] &^= 1 << (uint(i) % 64) }
 
-func (s nodeSet) reset() {
-	for i := range s {
-		s[i] = 0
-	}
-}
-
 func (s nodeSet) or(o nodeSet) {
 	for i := range min(len(s), len(o)) {
 		s[i] |= o[i]

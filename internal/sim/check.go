@@ -7,7 +7,8 @@ import (
 	"github.com/conclave/conclave/internal/membership"
 )
 
-// Checker verifies the protocol's safety properties as events happen:
+// Checker verifies the protocol's safety properties as each step's events
+// happen (every step's output is checked before the next step runs):
 //
 //   - one ring id, one membership: every node that starts a view with a
 //     given ring id names the same members, and is one of them;
@@ -88,8 +89,6 @@ func (c *Checker) nodeStopped(n *Node) {
 	t.ring, t.members, t.pos = membership.RingID{}, nil, 0
 }
 
-func (c *Checker) sent(n *Node, payload string) {}
-
 func (c *Checker) event(n *Node, ev membership.Event) {
 	t := c.track(n.ID)
 	switch ev.Kind {
@@ -154,5 +153,3 @@ func (c *Checker) event(n *Node, ev membership.Event) {
 		}
 	}
 }
-
-func (c *Checker) afterStep() {}
