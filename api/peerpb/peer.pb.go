@@ -514,9 +514,7 @@ type Heartbeat struct {
 	Deaf           []byte                 `protobuf:"bytes,3,opt,name=deaf,proto3" json:"deaf,omitempty"`                                             // bitmap over the sorted nodelist
 	NodelistDigest uint64                 `protobuf:"fixed64,4,opt,name=nodelist_digest,json=nodelistDigest,proto3" json:"nodelist_digest,omitempty"` // deaf is only meaningful when digests match
 	PeriodMs       uint32                 `protobuf:"varint,5,opt,name=period_ms,json=periodMs,proto3" json:"period_ms,omitempty"`                    // the sender's heartbeat period to the receiver
-	OrderHigh      uint64                 `protobuf:"varint,6,opt,name=order_high,json=orderHigh,proto3" json:"order_high,omitempty"`                 // representative only: highest sequence number assigned in ring
 	Stable         uint64                 `protobuf:"varint,7,opt,name=stable,proto3" json:"stable,omitempty"`                                        // representative only: every member holds all up to here
-	Installed      bool                   `protobuf:"varint,8,opt,name=installed,proto3" json:"installed,omitempty"`                                  // the sender finished the sync of ring
 	State          uint32                 `protobuf:"varint,9,opt,name=state,proto3" json:"state,omitempty"`                                          // the sender's engine state (membership.State)
 	Seq            uint64                 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`                                             // per-incarnation counter: a reordered older heartbeat is ignored
 	unknownFields  protoimpl.UnknownFields
@@ -588,25 +586,11 @@ func (x *Heartbeat) GetPeriodMs() uint32 {
 	return 0
 }
 
-func (x *Heartbeat) GetOrderHigh() uint64 {
-	if x != nil {
-		return x.OrderHigh
-	}
-	return 0
-}
-
 func (x *Heartbeat) GetStable() uint64 {
 	if x != nil {
 		return x.Stable
 	}
 	return 0
-}
-
-func (x *Heartbeat) GetInstalled() bool {
-	if x != nil {
-		return x.Installed
-	}
-	return false
 }
 
 func (x *Heartbeat) GetState() uint32 {
@@ -1439,20 +1423,17 @@ const file_peer_proto_rawDesc = "" +
 	"\x03ack\x18\x13 \x01(\v2\x15.conclave.peer.v1.AckH\x00R\x03ack\x12/\n" +
 	"\x05fetch\x18\x14 \x01(\v2\x17.conclave.peer.v1.FetchH\x00R\x05fetch\x125\n" +
 	"\aretrans\x18\x15 \x01(\v2\x19.conclave.peer.v1.RetransH\x00R\aretransB\x06\n" +
-	"\x04body\"\xad\x02\n" +
+	"\x04body\"\xfc\x01\n" +
 	"\tHeartbeat\x12,\n" +
 	"\x04ring\x18\x01 \x01(\v2\x18.conclave.peer.v1.RingIDR\x04ring\x12\x1b\n" +
 	"\theard_you\x18\x02 \x01(\bR\bheardYou\x12\x12\n" +
 	"\x04deaf\x18\x03 \x01(\fR\x04deaf\x12'\n" +
 	"\x0fnodelist_digest\x18\x04 \x01(\x06R\x0enodelistDigest\x12\x1b\n" +
-	"\tperiod_ms\x18\x05 \x01(\rR\bperiodMs\x12\x1d\n" +
-	"\n" +
-	"order_high\x18\x06 \x01(\x04R\torderHigh\x12\x16\n" +
-	"\x06stable\x18\a \x01(\x04R\x06stable\x12\x1c\n" +
-	"\tinstalled\x18\b \x01(\bR\tinstalled\x12\x14\n" +
+	"\tperiod_ms\x18\x05 \x01(\rR\bperiodMs\x12\x16\n" +
+	"\x06stable\x18\a \x01(\x04R\x06stable\x12\x14\n" +
 	"\x05state\x18\t \x01(\rR\x05state\x12\x10\n" +
 	"\x03seq\x18\n" +
-	" \x01(\x04R\x03seq\"\a\n" +
+	" \x01(\x04R\x03seqJ\x04\b\x06\x10\aJ\x04\b\b\x10\t\"\a\n" +
 	"\x05Leave\"W\n" +
 	"\aPrepare\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x04R\aattempt\x122\n" +

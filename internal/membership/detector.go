@@ -22,14 +22,12 @@ type peer struct {
 	linkHeard []time.Time // per link number, up to the highest configured
 	linkUp    []bool
 	wasHeard  bool
-	wasMutual bool
 
-	heardYou  bool    // its last heartbeat said it hears us
-	deaf      nodeSet // nodes it does not hear mutually (nil: unknown)
-	ring      RingID  // highest ring it reported
-	state     State   // its state, from its latest heartbeat
-	hbSeq     uint64  // seq of its latest heartbeat
-	installed bool
+	heardYou bool    // its last heartbeat said it hears us
+	deaf     nodeSet // nodes it does not hear mutually (nil: unknown)
+	ring     RingID  // highest ring it reported
+	state    State   // its state, from its latest heartbeat
+	hbSeq    uint64  // seq of its latest heartbeat
 
 	hbDue       bool
 	nextHB      time.Time
@@ -76,7 +74,6 @@ func (p *peer) restart(inc uint64) {
 	p.ring = RingID{}
 	p.state = StateGather
 	p.hbSeq = 0
-	p.installed = false
 }
 
 // bestLink is the lowest-numbered link that is up, else the lowest
@@ -183,7 +180,6 @@ func (e *Engine) onHeartbeat(p *peer, hb *peerpb.Heartbeat) {
 		e.viewDirty = true
 	}
 	e.peerRing(p, ringOf(hb.Ring))
-	p.installed = hb.Installed && ringOf(hb.Ring) == p.ring
 	if o := e.cur; o != nil && hb.Stable > 0 && ringOf(hb.Ring) == o.ring && p.id == o.ring.Rep {
 		o.updateStable(hb.Stable)
 	}
@@ -275,10 +271,6 @@ func (e *Engine) tickDetector() {
 			p.wasHeard = h
 			e.viewDirty, e.reachDirty = true, true
 		}
-		if m := h && p.heardYou; m != p.wasMutual {
-			p.wasMutual = m
-			e.viewDirty, e.reachDirty = true, true
-		}
 		e.refresh(p)
 		if h {
 			soon(p.lastHeard.Add(e.cfg.Token + 1))
@@ -364,10 +356,8 @@ func (e *Engine) sendHeartbeats() {
 			Deaf:           deaf,
 			NodelistDigest: e.digest,
 			PeriodMs:       uint32(e.period / time.Millisecond),
-			Installed:      e.installed && e.ring == e.committed,
 		}
 		if o := e.cur; o != nil && o.isRep && !o.frozen {
-			hb.OrderHigh = o.nextSeq - 1
 			hb.Stable = o.stable
 		}
 		for l := range 8 {

@@ -96,7 +96,6 @@ type Engine struct {
 
 	// viewDirty asks for a re-evaluation of the view.
 	viewDirty   bool
-	needing     bool // the last evaluation wanted a different view
 	chosenSig   uint64
 	chosenSince time.Time
 	waitFor     NodeID

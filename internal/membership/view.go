@@ -229,11 +229,11 @@ func (e *Engine) evaluate() {
 		}
 		return
 	}
-	e.needing = e.needChange(chosen)
+	need := e.needChange(chosen)
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("evaluate", "ring", e.ring.String(), "state", e.state.String(), "chosen", chosen, "need", e.needing, "deaf", e.deafString())
+		e.log.Debug("evaluate", "ring", e.ring.String(), "state", e.state.String(), "chosen", chosen, "need", need, "deaf", e.deafString())
 	}
-	if !e.needing {
+	if !need {
 		e.waitFor = 0
 		return
 	}
@@ -432,7 +432,6 @@ func (e *Engine) prepare(coord NodeID, inc, attempt uint64) *peerpb.Flush {
 	}
 	e.state = StatePrepared
 	e.installed = false
-	e.needing = true
 	f := &peerpb.Flush{Attempt: attempt, MaxSeq: e.maxSeq}
 	if o := e.cur; o != nil {
 		o.frozen = true
