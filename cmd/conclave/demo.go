@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/conclave/conclave/api/clientpb"
 	"github.com/conclave/conclave/internal/lab"
 )
 
@@ -66,7 +65,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 		return err
 	}
 	formed := formedAt.Sub(start)
-	fmt.Fprintf(w, "  formed one view: ring %s, members %v, %v after start\n\n", ringText(ring), all, ms(formed))
+	fmt.Fprintf(w, "  formed one view: ring %s, members %v, %v after start\n\n", ring.Text(), all, ms(formed))
 
 	// Watch the survivors before the kill, so their events carry the time.
 	survivors := []uint32{1, 2}
@@ -88,7 +87,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 		return err
 	}
 	failover := viewAt.Sub(killAt)
-	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n\n", ringText(after.RingId), survivors, ms(failover))
+	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n\n", after.RingId.Text(), survivors, ms(failover))
 
 	fmt.Fprintf(w, "Restarting node 3\n")
 	restartAt := time.Now()
@@ -103,7 +102,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 		return err
 	}
 	rejoin := rejoinAt.Sub(restartAt)
-	fmt.Fprintf(w, "  node 3 rejoined: ring %s, members %v, %v after the restart\n\n", ringText(after.RingId), all, ms(rejoin))
+	fmt.Fprintf(w, "  node 3 rejoined: ring %s, members %v, %v after the restart\n\n", after.RingId.Text(), all, ms(rejoin))
 
 	fmt.Fprintf(w, "Timing summary\n")
 	fmt.Fprintf(w, "  start -> first full view         %8v\n", ms(formed))
@@ -132,8 +131,6 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	stopped = true
 	return c.Close()
 }
-
-func ringText(r *clientpb.RingID) string { return ringString(r) }
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)

@@ -146,14 +146,6 @@ func rpcMessage(err error) string {
 	return err.Error()
 }
 
-// ringString prints a ring id as corosync does.
-func ringString(r *clientpb.RingID) string {
-	if r == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%x.%x", r.Rep, r.Seq)
-}
-
 func writeStatusText(w io.Writer, r *clientpb.StatusReply) {
 	state := r.State
 	if r.State == "operational" && !r.Installed {
@@ -165,7 +157,7 @@ func writeStatusText(w io.Writer, r *clientpb.StatusReply) {
 	}
 	fmt.Fprintf(w, "Cluster name:     %s\n", r.ClusterName)
 	fmt.Fprintf(w, "Node ID:          %d\n", r.NodeId)
-	fmt.Fprintf(w, "Ring ID:          %s\n", ringString(r.RingId))
+	fmt.Fprintf(w, "Ring ID:          %s\n", r.RingId.Text())
 	fmt.Fprintf(w, "State:            %s\n", state)
 	fmt.Fprintf(w, "Members:          %d of %d\n", len(r.Members), len(r.Nodes))
 	fmt.Fprintf(w, "Encrypted:        %s\n", enc)

@@ -181,16 +181,7 @@ func DescribeStatus(r *clientpb.StatusReply) string {
 	if r.Installed {
 		inst = "installed"
 	}
-	return fmt.Sprintf("%s %s ring %s members %v", r.State, inst, RingString(r.RingId), r.Members)
-}
-
-// RingString prints a ring id as corosync and `conclave status` do:
-// <rep hex>.<seq hex>.
-func RingString(r *clientpb.RingID) string {
-	if r == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%x.%x", r.Rep, r.Seq)
+	return fmt.Sprintf("%s %s ring %s members %v", r.State, inst, r.RingId.Text(), r.Members)
 }
 
 // SameRing reports whether two ring ids are equal (nil equals only nil).

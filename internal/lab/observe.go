@@ -28,7 +28,7 @@ func (c *Cluster) InstalledAt(ctx context.Context, ids []uint32, ring *clientpb.
 				return at, fmt.Errorf("node %d closed its event stream", id)
 			}
 			if !SameRing(ev.RingId, ring) {
-				return at, fmt.Errorf("node %d moved on to ring %s", id, RingString(ev.RingId))
+				return at, fmt.Errorf("node %d moved on to ring %s", id, ev.RingId.Text())
 			}
 			if t := time.Unix(0, ev.UnixNano); t.After(at) {
 				at = t

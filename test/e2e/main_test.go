@@ -133,7 +133,7 @@ func waitView(t *testing.T, c *lab.Cluster, nodes, members []uint32) ringID {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("nodes %v: view %v ring %s", nodes, members, lab.RingString(r))
+	t.Logf("nodes %v: view %v ring %s", nodes, members, r.Text())
 	return ringID{r.Rep, r.Seq}
 }
 

@@ -201,7 +201,7 @@ func TestKillAndRestart(t *testing.T) {
 		return ev.Kind == clientpb.Event_INSTALLED && slices.Equal(ev.Members, []uint32{1, 2})
 	})
 	if ev.RingId.Seq != r2.Seq || ev.RingId.Rep != r2.Rep {
-		t.Errorf("node 1 announced view [1 2] with ring %s, status says %s", lab.RingString(ev.RingId), r2)
+		t.Errorf("node 1 announced view [1 2] with ring %s, status says %s", ev.RingId.Text(), r2)
 	}
 
 	if err := c.StartNode(3); err != nil {
@@ -435,7 +435,7 @@ func coordinatorFails(t *testing.T, fail, recover func(*lab.Cluster) error) {
 				}
 				if !slices.Equal(ev.Members, survivors) {
 					t.Errorf("round %d: node %d installed view %v (ring %s) after node 1 failed, before %v",
-						round, survivors[i], ev.Members, lab.RingString(ev.RingId), survivors)
+						round, survivors[i], ev.Members, ev.RingId.Text(), survivors)
 					return false
 				}
 				return true
