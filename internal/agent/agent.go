@@ -68,8 +68,7 @@ type Agent struct {
 	stopped     bool          // left the cluster: packets are no longer stepped
 	kick        chan struct{} // wakes the loop to recompute its timer
 	services    []Service     // index i has byte i+1 on the ordered channel
-	batch       []*clientpb.Delivery
-	batchBytes  uint64
+	msgs        *messages     // services[0]
 	pending     []*publishReq
 	subscribers []*subscriber
 	watchers    []*watcher
@@ -113,7 +112,8 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{opts: o, cfg: cfg, self: self, failed: make(chan struct{}), kick: make(chan struct{}, 1)}
-	a.services = append([]Service{messages{a}}, o.Services...)
+	a.msgs = &messages{a: a}
+	a.services = append([]Service{a.msgs}, o.Services...)
 	a.log = o.Logger.With("node", self.ID)
 	for _, w := range cfg.Warnings {
 		a.log.Warn("config: " + w.Error())
@@ -480,10 +480,7 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 			}
 		}
 	}
-	if len(a.batch) > 0 {
-		a.deliver(a.batch, a.batchBytes)
-		a.batch, a.batchBytes = nil, 0
-	}
+	a.msgs.flush()
 }
 
 func (a *Agent) broadcastEvent(ev *clientpb.Event) {

@@ -31,20 +31,33 @@ type Service interface {
 // Subscribe); registered services follow.
 const svcMessages = 1
 
-// messages is the built-in service behind Publish and Subscribe.
-type messages struct{ a *Agent }
+// messages is the built-in service behind Publish and Subscribe. It batches
+// the deliveries of one round of engine output, so subscribers get one
+// batch per round rather than one channel send per message.
+type messages struct {
+	a     *Agent
+	batch []*clientpb.Delivery
+	bytes uint64
+}
 
-func (messages) Name() string { return "messages" }
+func (*messages) Name() string { return "messages" }
 
-func (messages) Nodelist(membership.RingID, []membership.NodeID) [][]byte { return nil }
+func (*messages) Nodelist(membership.RingID, []membership.NodeID) [][]byte { return nil }
 
-func (messages) Installed(membership.RingID, []membership.NodeID) {}
+func (*messages) Installed(membership.RingID, []membership.NodeID) {}
 
-func (m messages) Deliver(ring membership.RingID, from membership.NodeID, payload []byte, sync bool, at time.Time) {
+func (m *messages) Deliver(ring membership.RingID, from membership.NodeID, payload []byte, sync bool, at time.Time) {
 	if sync {
 		return
 	}
-	a := m.a
-	a.batch = append(a.batch, &clientpb.Delivery{From: uint32(from), RingId: ringPB(ring), Payload: payload, UnixNano: at.UnixNano()})
-	a.batchBytes += uint64(len(payload))
+	m.batch = append(m.batch, &clientpb.Delivery{From: uint32(from), RingId: ringPB(ring), Payload: payload, UnixNano: at.UnixNano()})
+	m.bytes += uint64(len(payload))
+}
+
+// flush hands the batch to the subscribers.
+func (m *messages) flush() {
+	if len(m.batch) > 0 {
+		m.a.deliver(m.batch, m.bytes)
+		m.batch, m.bytes = nil, 0
+	}
 }
