@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,16 +32,7 @@ func checkParsed(t *testing.T, c *Config, err error) {
 		if c != nil {
 			t.Fatalf("Config and error both returned: %v", err)
 		}
-		errs := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = j.Unwrap()
-		}
-		for _, e := range errs {
-			var ce *Error
-			if !errors.As(e, &ce) {
-				t.Fatalf("error %q (%T) is not a *config.Error", e, e)
-			}
-		}
+		errStrings(t, err) // fails unless every error is a *config.Error
 		return
 	}
 	if err := c.Validate(); err != nil {
