@@ -517,8 +517,15 @@ type Heartbeat struct {
 	Stable         uint64                 `protobuf:"varint,7,opt,name=stable,proto3" json:"stable,omitempty"`                                        // representative only: every member holds all up to here
 	State          uint32                 `protobuf:"varint,9,opt,name=state,proto3" json:"state,omitempty"`                                          // the sender's engine state (membership.State)
 	Seq            uint64                 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`                                             // per-incarnation counter: a reordered older heartbeat is ignored
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The quorum lease (docs/quorum.md): stamp is the sender's clock when it
+	// sent this heartbeat (ns since its engine started, +1); echo is the
+	// latest stamp the sender received from the receiver while the receiver
+	// is in its view (0: none). An echo promises the receiver that the sender
+	// will not install a view without it until token after that receipt.
+	Stamp         uint64 `protobuf:"fixed64,11,opt,name=stamp,proto3" json:"stamp,omitempty"`
+	Echo          uint64 `protobuf:"fixed64,12,opt,name=echo,proto3" json:"echo,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -603,6 +610,20 @@ func (x *Heartbeat) GetState() uint32 {
 func (x *Heartbeat) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetStamp() uint64 {
+	if x != nil {
+		return x.Stamp
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetEcho() uint64 {
+	if x != nil {
+		return x.Echo
 	}
 	return 0
 }
@@ -1423,7 +1444,7 @@ const file_peer_proto_rawDesc = "" +
 	"\x03ack\x18\x13 \x01(\v2\x15.conclave.peer.v1.AckH\x00R\x03ack\x12/\n" +
 	"\x05fetch\x18\x14 \x01(\v2\x17.conclave.peer.v1.FetchH\x00R\x05fetch\x125\n" +
 	"\aretrans\x18\x15 \x01(\v2\x19.conclave.peer.v1.RetransH\x00R\aretransB\x06\n" +
-	"\x04body\"\xfc\x01\n" +
+	"\x04body\"\xa6\x02\n" +
 	"\tHeartbeat\x12,\n" +
 	"\x04ring\x18\x01 \x01(\v2\x18.conclave.peer.v1.RingIDR\x04ring\x12\x1b\n" +
 	"\theard_you\x18\x02 \x01(\bR\bheardYou\x12\x12\n" +
@@ -1433,7 +1454,9 @@ const file_peer_proto_rawDesc = "" +
 	"\x06stable\x18\a \x01(\x04R\x06stable\x12\x14\n" +
 	"\x05state\x18\t \x01(\rR\x05state\x12\x10\n" +
 	"\x03seq\x18\n" +
-	" \x01(\x04R\x03seqJ\x04\b\x06\x10\aJ\x04\b\b\x10\t\"\a\n" +
+	" \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05stamp\x18\v \x01(\x06R\x05stamp\x12\x12\n" +
+	"\x04echo\x18\f \x01(\x06R\x04echoJ\x04\b\x06\x10\aJ\x04\b\b\x10\t\"\a\n" +
 	"\x05Leave\"W\n" +
 	"\aPrepare\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x04R\aattempt\x122\n" +

@@ -28,6 +28,8 @@ import (
 	"github.com/conclave/conclave/internal/config"
 	"github.com/conclave/conclave/internal/ipc"
 	"github.com/conclave/conclave/internal/membership"
+	"github.com/conclave/conclave/internal/quorum"
+	"github.com/conclave/conclave/internal/service"
 	"github.com/conclave/conclave/internal/transport"
 )
 
@@ -41,8 +43,8 @@ type Options struct {
 	Logger  *slog.Logger
 	Version string
 	// Services run on the agent's views and ordered delivery, after the
-	// built-in messages service.
-	Services []Service
+	// built-in services.
+	Services []service.Service
 }
 
 // DefaultDataDir holds the ring seq and incarnation between runs.
@@ -65,10 +67,14 @@ type Agent struct {
 	mu          sync.Mutex // guards everything below, and the engine
 	failed      chan struct{}
 	failure     error
-	stopped     bool          // left the cluster: packets are no longer stepped
-	kick        chan struct{} // wakes the loop to recompute its timer
-	services    []Service     // index i has byte i+1 on the ordered channel
-	msgs        *messages     // services[0]
+	stopped     bool           // left the cluster: packets are no longer stepped
+	kick        chan struct{}  // wakes the loop to recompute its timer
+	msgs        *messages      // byte svcMessages on the ordered channel
+	host        *service.Host  // the replicated services, from byte svcFirst
+	q           *quorum.Engine // the quorum service (nil when not configured)
+	vqSessions  []*vqSession
+	vqPending   map[uint64]vqPending // QdeviceRegister replies by token
+	vqToken     uint64
 	pending     []*publishReq
 	subscribers []*subscriber
 	watchers    []*watcher
@@ -113,7 +119,6 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	a := &Agent{opts: o, cfg: cfg, self: self, failed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	a.msgs = &messages{a: a}
-	a.services = append([]Service{a.msgs}, o.Services...)
 	a.log = o.Logger.With("node", self.ID)
 	for _, w := range cfg.Warnings {
 		a.log.Warn("config: " + w.Error())
@@ -147,6 +152,17 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		a.store.close()
 		return nil, err
 	}
+	if a.q, err = a.newQuorum(); err != nil {
+		a.tr.Close()
+		a.store.close()
+		return nil, err
+	}
+	svcs := o.Services
+	if a.q != nil {
+		svcs = append([]service.Service{a.q}, svcs...)
+	}
+	a.vqPending = map[uint64]vqPending{}
+	a.host = service.NewHost(a.eng, svcFirst, a.log, svcs...)
 	return a, nil
 }
 
@@ -280,6 +296,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	srv := ipc.NewServer(ipc.Policy{UIDs: a.cfg.Agent.AllowedUIDs, GIDs: a.cfg.Agent.AllowedGIDs})
 	clientpb.RegisterAgentServer(srv, &server{a: a})
+	clientpb.RegisterVotequorumServer(srv, &vqServer{a: a})
 	go srv.Serve(lis)
 	defer func() {
 		srv.Stop()
@@ -309,22 +326,42 @@ func (a *Agent) loop(ctx context.Context) error {
 	events := a.tr.PeerEvents()
 	rearm := func() {
 		a.mu.Lock()
-		d := time.Until(a.eng.NextTick())
+		next := a.eng.NextTick()
+		if t := a.host.NextTick(); !t.IsZero() && t.Before(next) {
+			next = t
+		}
 		a.mu.Unlock()
+		d := time.Until(next)
 		tick.Reset(max(d, 100*time.Microsecond))
 	}
+	stop := ctx.Done()
+	var leaveBy time.Time
 	for {
-		select {
-		case <-ctx.Done():
+		if stop == nil {
 			a.mu.Lock()
-			defer a.mu.Unlock()
-			a.stopped = true
-			a.eng.Leave(time.Now())
-			if err := a.process(); err != nil {
-				return err
+			if time.Now().After(leaveBy) || (!a.host.Pending() && a.eng.QueuedBytes() == 0) {
+				defer a.mu.Unlock()
+				a.stopped = true
+				a.eng.Leave(time.Now())
+				if err := a.process(); err != nil {
+					return err
+				}
+				a.log.Info("left the cluster")
+				return nil
 			}
-			a.log.Info("left the cluster")
-			return nil
+			a.mu.Unlock()
+		}
+		select {
+		case <-stop:
+			// The services say goodbye first (the quorum service's clean
+			// shutdown under allow_downscale); the node leaves once that
+			// is delivered, or a token later at most.
+			stop = nil
+			a.mu.Lock()
+			if a.host.Leave(time.Now()) {
+				leaveBy = time.Now().Add(a.cfg.Totem.EffectiveToken(len(a.cfg.Nodes)))
+			}
+			a.unlockAfter()
 		case <-a.failed:
 			a.log.Error("stopping: continuing could break the cluster's guarantees", "err", a.failure)
 			return a.failure
@@ -422,7 +459,12 @@ func (a *Agent) process() error {
 	for range 64 {
 		r := a.eng.Ready()
 		if r.Empty() {
-			return nil
+			// The services act on the round's input, and what they send
+			// may give the engine more output.
+			a.host.Pump(time.Now())
+			if r = a.eng.Ready(); r.Empty() {
+				return a.quorumOutput()
+			}
 		}
 		if r.PersistSeq != 0 {
 			if err := a.store.writeUint(seqFile, r.PersistSeq); err != nil {
@@ -450,21 +492,9 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 		case membership.EventNodelist:
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_NODELIST, RingId: ringPB(ev.Ring), Members: ids32(ev.Members),
 				Joined: ids32(ev.Joined), Left: ids32(ev.Left), UnixNano: now.UnixNano()})
-			// The services' sync step: their state goes out in the new
-			// view's order, then the barrier that installs it.
-			for i, svc := range a.services {
-				for _, m := range svc.Nodelist(ev.Ring, ev.Members) {
-					if err := a.eng.Broadcast(append([]byte{byte(i + 1)}, m...), true); err != nil {
-						a.log.Warn("sync step cut short", "service", svc.Name(), "ring", ev.Ring.String(), "err", err)
-						break
-					}
-				}
-			}
-			a.eng.SyncDone(ev.Ring)
+			a.host.Event(now, ev)
 		case membership.EventInstalled:
-			for _, svc := range a.services {
-				svc.Installed(ev.Ring, ev.Members)
-			}
+			a.host.Event(now, ev)
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_INSTALLED, RingId: ringPB(ev.Ring), Members: ids32(ev.Members),
 				Joined: ids32(ev.Joined), Left: ids32(ev.Left), UnixNano: now.UnixNano()})
 		case membership.EventLink:
@@ -475,8 +505,10 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 			if ev.Repeat || len(ev.Payload) == 0 {
 				continue
 			}
-			if i := int(ev.Payload[0]) - 1; i >= 0 && i < len(a.services) {
-				a.services[i].Deliver(ev.Ring, ev.From, ev.Payload[1:], ev.Sync, now)
+			if ev.Payload[0] == svcMessages {
+				a.msgs.Deliver(ev.Ring, ev.From, ev.Payload[1:], ev.Sync, now)
+			} else {
+				a.host.Event(now, ev)
 			}
 		}
 	}
@@ -543,6 +575,13 @@ func (a *Agent) closeClients(reason error) {
 		default:
 		}
 	}
+	for _, s := range a.vqSessions {
+		if s.reason == nil {
+			s.reason = reason
+			close(s.gone)
+		}
+	}
+	a.vqSessions = nil
 	a.subscribers, a.watchers, a.pending = nil, nil, nil
 }
 

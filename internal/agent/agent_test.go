@@ -18,6 +18,7 @@ import (
 	"github.com/conclave/conclave/internal/config"
 	"github.com/conclave/conclave/internal/ipc"
 	"github.com/conclave/conclave/internal/membership"
+	"github.com/conclave/conclave/internal/service"
 )
 
 // recorder is a Service that writes down what it sees, in order.
@@ -25,18 +26,26 @@ type recorder struct {
 	mu   sync.Mutex
 	self membership.NodeID
 	log  []string
+	sync [][]byte // called under the agent's lock
 }
 
 func (r *recorder) Name() string { return "recorder" }
-func (r *recorder) Nodelist(ring membership.RingID, members []membership.NodeID) [][]byte {
+func (r *recorder) Nodelist(_ time.Time, ring membership.RingID, members []membership.NodeID) {
 	r.add(fmt.Sprintf("nodelist %s %v", ring, members))
-	return [][]byte{fmt.Appendf(nil, "state-of-%d", r.self)}
+	r.sync = append(r.sync, fmt.Appendf(nil, "state-of-%d", r.self))
 }
-func (r *recorder) Deliver(ring membership.RingID, from membership.NodeID, payload []byte, sync bool, _ time.Time) {
+func (r *recorder) Deliver(_ time.Time, ring membership.RingID, from membership.NodeID, payload []byte, sync bool) {
 	r.add(fmt.Sprintf("deliver %s from %d sync=%v %s", ring, from, sync, payload))
 }
-func (r *recorder) Installed(ring membership.RingID, members []membership.NodeID) {
+func (r *recorder) Installed(_ time.Time, ring membership.RingID, members []membership.NodeID) {
 	r.add(fmt.Sprintf("installed %s %v", ring, members))
+}
+func (r *recorder) Tick(time.Time)                   {}
+func (r *recorder) NextTick() time.Time              { return time.Time{} }
+func (r *recorder) SyncReady(membership.RingID) bool { return true }
+func (r *recorder) Output() (sync, normal [][]byte) {
+	sync, r.sync = r.sync, nil
+	return sync, nil
 }
 func (r *recorder) add(s string) {
 	r.mu.Lock()
@@ -88,7 +97,7 @@ type testAgent struct {
 
 // startAgents runs n cleartext agents on 127.0.0.<base+i> in this process,
 // with the services services(id) returns.
-func startAgents(t *testing.T, base, n int, services func(id uint32) []Service) []*testAgent {
+func startAgents(t *testing.T, base, n int, services func(id uint32) []service.Service) []*testAgent {
 	t.Helper()
 	dir := t.TempDir()
 	var ips []string
@@ -113,7 +122,7 @@ func startAgents(t *testing.T, base, n int, services func(id uint32) []Service) 
 		ctx, cancel := context.WithCancel(context.Background())
 		ta := &testAgent{id: id, cancel: cancel, done: make(chan error, 1),
 			sock: filepath.Join(dir, fmt.Sprintf("n%d.sock", id)), data: filepath.Join(dir, fmt.Sprintf("d%d", id))}
-		var svcs []Service
+		var svcs []service.Service
 		if services != nil {
 			svcs = services(id)
 		}
@@ -169,9 +178,9 @@ func waitInstalled(t *testing.T, agents []*testAgent, n int) {
 // before the view is installed, in the same order everywhere.
 func TestServicesSyncStep(t *testing.T) {
 	recs := map[uint32]*recorder{}
-	agents := startAgents(t, 40, 2, func(id uint32) []Service {
+	agents := startAgents(t, 40, 2, func(id uint32) []service.Service {
 		recs[id] = &recorder{self: membership.NodeID(id)}
-		return []Service{recs[id]}
+		return []service.Service{recs[id]}
 	})
 	waitInstalled(t, agents, 2)
 	var seqs [][]string

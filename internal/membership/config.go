@@ -63,6 +63,11 @@ type Config struct {
 	// a coordinator forms a view that adds nodes (so a cluster starting up
 	// forms one view, not a cascade). Removals do not wait. Default 50ms.
 	Join time.Duration
+	// ClockDrift bounds how far apart two nodes' clock rates may be (a
+	// fraction: 0.001 = 1000 ppm, far beyond what NTP-disciplined or even
+	// free-running quartz clocks do). The quorum lease is shortened by it.
+	// Default DefaultClockDrift.
+	ClockDrift float64
 	// Retransmit is the retransmission timeout for protocol messages and
 	// ordered entries. Default Heartbeat/4, at least 1ms.
 	Retransmit time.Duration
@@ -110,16 +115,21 @@ type TestingKnobs struct {
 
 // Defaults.
 const (
-	DefaultToken     = 800 * time.Millisecond
-	DefaultJoin      = 50 * time.Millisecond
-	DefaultMaxBatch  = 1300
-	DefaultSendQueue = 16 << 20
-	DefaultWindow    = 512
-	DefaultLogLimit  = 16384
-	allToAllLimit    = 64
+	DefaultToken = 800 * time.Millisecond
+	// DefaultClockDrift is the default Config.ClockDrift.
+	DefaultClockDrift = 0.001
+	DefaultJoin       = 50 * time.Millisecond
+	DefaultMaxBatch   = 1300
+	DefaultSendQueue  = 16 << 20
+	DefaultWindow     = 512
+	DefaultLogLimit   = 16384
+	allToAllLimit     = 64
 )
 
 func (c *Config) setDefaults() {
+	if c.ClockDrift <= 0 {
+		c.ClockDrift = DefaultClockDrift
+	}
 	if c.Token == 0 {
 		c.Token = DefaultToken
 	}

@@ -29,6 +29,12 @@ type peer struct {
 	state    State   // its state, from its latest heartbeat
 	hbSeq    uint64  // seq of its latest heartbeat
 
+	// The quorum lease (lease.go).
+	stampIn    uint64    // its latest heartbeat stamp
+	stampInAt  time.Time // when that stamp arrived
+	echoedAt   time.Time // arrival of the latest stamp we echoed back
+	leaseUntil time.Time // until when it promised to keep us in its views
+
 	hbDue       bool
 	nextHB      time.Time
 	lastTrigger time.Time
@@ -68,6 +74,8 @@ func (e *Engine) due(p *peer) {
 // restart resets what we know of the node for a new incarnation.
 func (p *peer) restart(inc uint64) {
 	p.inc = inc
+	// Promises given to or by an earlier incarnation died with it.
+	p.stampIn, p.stampInAt, p.echoedAt, p.leaseUntil = 0, time.Time{}, time.Time{}, time.Time{}
 	p.left = false
 	p.heardYou = false
 	p.deaf = nil
@@ -154,6 +162,7 @@ func (e *Engine) onHeartbeat(p *peer, hb *peerpb.Heartbeat) {
 		return // reordered: we already have newer news
 	}
 	p.hbSeq = hb.Seq
+	e.leaseIn(p, hb)
 	// Its state is news about the ring it reports; about an older ring
 	// than one we already know it joined, it is stale.
 	if r := ringOf(hb.Ring); r.Seq >= p.ring.Seq {
@@ -357,6 +366,7 @@ func (e *Engine) sendHeartbeats() {
 			NodelistDigest: e.digest,
 			PeriodMs:       uint32(e.period / time.Millisecond),
 		}
+		e.leaseOut(p, hb)
 		if o := e.cur; o != nil && o.isRep && !o.frozen {
 			hb.Stable = o.stable
 		}

@@ -68,7 +68,9 @@ type Engine struct {
 	self   int // index of Self
 	digest uint64
 	period time.Duration
-	links  uint8 // own configured links
+	links  uint8         // own configured links
+	lease  time.Duration // how long a peer's echo of our stamp holds (0: no lease)
+	epoch  time.Time     // our heartbeat stamps count from here
 
 	now      time.Time
 	lastTick time.Time
@@ -157,6 +159,7 @@ func New(cfg Config) (*Engine, error) {
 	e.digest = h.Sum64()
 	e.self = e.index[cfg.Self]
 	e.period = cfg.period(len(e.ids))
+	e.lease = leaseFor(cfg.Token, e.period, cfg.ClockDrift)
 	e.deaf = newNodeSet(len(e.ids))
 	linksOf := map[NodeID]uint8{}
 	for _, n := range cfg.Nodes {
@@ -220,6 +223,7 @@ func (e *Engine) Tick(now time.Time) {
 func (e *Engine) start(now time.Time) {
 	e.started = true
 	e.now = now
+	e.epoch = now
 	e.lastTick = now
 	e.chosenSince = now
 	e.viewDirty = true

@@ -36,6 +36,13 @@ import (
 //	deliveries        print what each node delivered since the last call
 //	links ID          print ID's link state per peer
 type Script struct {
+	// Configure, if set, adjusts the options of the cluster command (to
+	// host services, say); kv holds the command's key=value arguments.
+	Configure func(o *Options, kv map[string]string) error
+	// Extra, if set, runs commands the script does not know (a service's
+	// own vocabulary); handled=false means unknown to it too.
+	Extra func(cmd string, args []string) (out string, handled bool, err error)
+
 	S          *Sim
 	token      time.Duration
 	lastView   time.Time
@@ -225,6 +232,11 @@ func (sc *Script) Run(cmd string, args []string) (string, error) {
 		}
 		return sc.links(list[0]), nil
 	}
+	if sc.Extra != nil {
+		if out, ok, err := sc.Extra(cmd, args); ok {
+			return out, err
+		}
+	}
 	return "", fmt.Errorf("unknown command %q", cmd)
 }
 
@@ -252,6 +264,11 @@ func (sc *Script) cluster(args []string) error {
 		}
 	}
 	o.SyncMessages = kv["sync"] == "true"
+	if sc.Configure != nil {
+		if err := sc.Configure(&o, kv); err != nil {
+			return err
+		}
+	}
 	sc.S = New(o)
 	sc.token = o.Token
 	if sc.token == 0 {

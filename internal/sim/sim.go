@@ -17,6 +17,7 @@ import (
 
 	"github.com/conclave/conclave/api/peerpb"
 	"github.com/conclave/conclave/internal/membership"
+	"github.com/conclave/conclave/internal/service"
 )
 
 // NodeID is a node number.
@@ -53,9 +54,21 @@ type Options struct {
 	// Breaks applies testing knobs to every engine.
 	Breaks membership.TestingKnobs
 
+	// Services, if set, builds the replicated services a node runs on its
+	// engine (n.Eng is set), each time it starts. They are hosted as the
+	// agent hosts them, from payload byte ServiceByte.
+	Services func(n *Node) []service.Service
+	// Invariant, if set, is checked after every step; an error fails the
+	// run (the hosted services' own invariants).
+	Invariant func(s *Sim) error
+
 	// Logger receives the engines' logs (nil: discarded).
 	Logger *slog.Logger
 }
+
+// ServiceByte leads the payloads of the first hosted service; app messages
+// of Send are text and never start with it.
+const ServiceByte = 2
 
 // Epoch is virtual time zero.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -66,6 +79,7 @@ type Node struct {
 	Up          bool
 	Paused      bool
 	Eng         *membership.Engine
+	Host        *service.Host // nil without Options.Services
 	Incarnation uint64
 	Persisted   uint64 // ring seq on "disk"
 	inbox       []item // arrived while paused
@@ -216,6 +230,10 @@ func (s *Sim) Up(id NodeID) error {
 		return err
 	}
 	n.Eng, n.Up, n.Paused, n.inbox = eng, true, false, nil
+	n.Host = nil
+	if s.opts.Services != nil {
+		n.Host = service.NewHost(eng, ServiceByte, s.opts.Logger, s.opts.Services(n)...)
+	}
 	n.sent, n.delivered = nil, map[string]bool{}
 	n.adaptive = s.opts.Adaptive != nil && s.opts.Adaptive(id)
 	s.Check.nodeStarted(n)
@@ -237,7 +255,7 @@ func (s *Sim) retick(n *Node) {
 	if !n.adaptive || !n.Up || n.Paused {
 		return
 	}
-	if at := n.Eng.NextTick(); at.Before(n.tickAt) {
+	if at := n.nextTick(); at.Before(n.tickAt) {
 		s.scheduleTick(n, later(at, s.now))
 	}
 }
@@ -247,6 +265,28 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// Poke runs node id's driver loop once, as the agent does after a local
+// request: what its services queued goes out.
+func (s *Sim) Poke(id NodeID) {
+	n := s.Node(id)
+	if !n.Up || n.Paused {
+		return
+	}
+	s.drain(n)
+	s.retick(n)
+}
+
+// nextTick is when the node's engine or services want a tick.
+func (n *Node) nextTick() time.Time {
+	t := n.Eng.NextTick()
+	if n.Host != nil {
+		if h := n.Host.NextTick(); !h.IsZero() && h.Before(t) {
+			t = h
+		}
+	}
+	return t
 }
 
 // Down kills node id's agent. Its host stays up, so peers whose network
@@ -262,7 +302,7 @@ func (s *Sim) kill(id NodeID, tell bool) {
 	if !n.Up {
 		return
 	}
-	n.Up, n.Paused, n.Eng, n.inbox = false, false, nil, nil
+	n.Up, n.Paused, n.Eng, n.Host, n.inbox = false, false, nil, nil, nil
 	s.Check.nodeStopped(n)
 	if !tell {
 		return
@@ -281,6 +321,18 @@ func (s *Sim) Stop(id NodeID) {
 	n := s.Node(id)
 	if !n.Up {
 		return
+	}
+	if n.Host != nil && n.Host.Leave(s.now) {
+		// Let the services' goodbyes be delivered first, as the agent does.
+		s.drain(n)
+		token := s.opts.Token
+		if token == 0 {
+			token = membership.DefaultToken
+		}
+		s.RunUntil(token, func() bool { return !n.Up || (!n.Host.Pending() && n.Eng.QueuedBytes() == 0) })
+		if !n.Up {
+			return
+		}
 	}
 	n.Eng.Leave(s.now)
 	s.drain(n)
@@ -395,6 +447,11 @@ func (s *Sim) drain(n *Node) {
 			return
 		}
 		r := n.Eng.Ready()
+		if r.Empty() && n.Host != nil {
+			// The services act on the round's input, as the agent has them.
+			n.Host.Pump(s.now)
+			r = n.Eng.Ready()
+		}
 		if r.Empty() {
 			return
 		}
@@ -426,8 +483,19 @@ func (s *Sim) drain(n *Node) {
 						s.Check.fail("node %d: sync broadcast: %v", n.ID, err)
 					}
 				}
-				n.Eng.SyncDone(ev.Ring)
+				if n.Host != nil {
+					n.Host.Event(s.now, ev) // the host ends the sync step
+				} else {
+					n.Eng.SyncDone(ev.Ring)
+				}
+			case membership.EventInstalled:
+				if n.Host != nil {
+					n.Host.Event(s.now, ev)
+				}
 			case membership.EventDeliver:
+				if n.Host != nil && n.Host.Event(s.now, ev) {
+					continue
+				}
 				if !ev.Sync && !ev.Repeat {
 					n.delivered[string(ev.Payload)] = true
 				}
@@ -478,7 +546,7 @@ func (s *Sim) step() bool {
 			n.Eng.Tick(s.now)
 			s.drain(n)
 			if n.adaptive {
-				next = later(n.Eng.NextTick(), s.now.Add(time.Microsecond))
+				next = later(n.nextTick(), s.now.Add(time.Microsecond))
 			}
 		}
 		s.scheduleTick(n, next)
@@ -499,6 +567,11 @@ func (s *Sim) step() bool {
 		s.retick(n)
 	}
 	s.nSteps++
+	if s.opts.Invariant != nil {
+		if err := s.opts.Invariant(s); err != nil {
+			s.Check.fail("%v", err)
+		}
+	}
 	return true
 }
 
