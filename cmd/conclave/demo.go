@@ -10,7 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/conclave/conclave/cs"
 	"github.com/conclave/conclave/internal/lab"
+	"github.com/conclave/conclave/internal/quorumtool"
+	"github.com/conclave/conclave/votequorum"
 )
 
 func demoCmd() *cobra.Command {
@@ -67,6 +70,40 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	formed := formedAt.Sub(start)
 	fmt.Fprintf(w, "  formed one view: ring %s, members %v, %v after start\n\n", ring.Text(), all, ms(formed))
 
+	// The quorum, as corosync-quorumtool -s shows it, once node 1 has it.
+	if err := waitQuorate(ctx, c.Node(1).Socket); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Quorum on node 1 (conclave quorum status):\n\n")
+	var qs strings.Builder
+	if err := runQuorum(ctx, c.Node(1).Socket, quorumtool.Command{Kind: quorumtool.KindStatus}, false, &qs); err != nil {
+		return fmt.Errorf("quorum status: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimRight(qs.String(), "\n"), "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
+	fmt.Fprintln(w)
+
+	// A quorum client on node 1 times the failover as an application sees it.
+	quorumCB := make(chan time.Time, 16)
+	qh, err := votequorum.Initialize(&votequorum.Callbacks{Quorum: func(_ *votequorum.Handle, _ uint64, quorate bool, _ votequorum.RingID, nodes []votequorum.Node) {
+		for _, n := range nodes {
+			if n.NodeID == 3 && n.State == votequorum.NodestateDead && quorate {
+				quorumCB <- time.Now()
+			}
+		}
+	}}, votequorum.WithSocket(c.Node(1).Socket))
+	if err != nil {
+		return fmt.Errorf("votequorum on node 1: %w", err)
+	}
+	defer qh.Finalize()
+	if err := qh.TrackStart(0, cs.TrackChangesOnly); err != nil {
+		return err
+	}
+	qctx, qcancel := context.WithCancel(ctx)
+	defer qcancel()
+	go qh.Run(qctx)
+
 	// Watch the survivors before the kill, so their events carry the time.
 	survivors := []uint32{1, 2}
 	watch, err := c.WatchNews(ctx, survivors)
@@ -87,7 +124,15 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 		return err
 	}
 	failover := viewAt.Sub(killAt)
-	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n\n", after.RingId.Text(), survivors, ms(failover))
+	fmt.Fprintf(w, "  nodes 1 and 2 formed ring %s, members %v, %v after the kill\n", after.RingId.Text(), survivors, ms(failover))
+	var quorumFailover time.Duration
+	select {
+	case at := <-quorumCB:
+		quorumFailover = at.Sub(killAt)
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("no quorum callback on node 1 after the kill (logs in %s)", c.Dir)
+	}
+	fmt.Fprintf(w, "  a quorum client on node 1 heard: still quorate, node 3 dead, %v after the kill\n\n", ms(quorumFailover))
 
 	fmt.Fprintf(w, "Restarting node 3\n")
 	restartAt := time.Now()
@@ -107,6 +152,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	fmt.Fprintf(w, "Timing summary\n")
 	fmt.Fprintf(w, "  start -> first full view         %8v\n", ms(formed))
 	fmt.Fprintf(w, "  SIGKILL -> survivors' new view   %8v\n", ms(failover))
+	fmt.Fprintf(w, "  SIGKILL -> quorum callback       %8v\n", ms(quorumFailover))
 	fmt.Fprintf(w, "  restart -> rejoined view         %8v\n", ms(rejoin))
 	fmt.Fprintf(w, "  (Corosync 3.1.7 defaults, measured on the same kind of machine: 2.6 s to form, 7.7 s to notice a killed daemon)\n")
 
@@ -117,7 +163,7 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 		}
 		fmt.Fprintf(w, "\nThe cluster keeps running. Talk to it with:\n")
 		for _, id := range all {
-			fmt.Fprintf(w, "  CONCLAVE_SOCKET=%s conclave status\n", c.Node(id).Socket)
+			fmt.Fprintf(w, "  CONCLAVE_SOCKET=%s conclave status    (or: conclave quorum status)\n", c.Node(id).Socket)
 		}
 		fmt.Fprintf(w, "Logs are in %s. Stop it with:\n  kill %s\n", c.Dir, strings.Join(pids, " "))
 		return nil
@@ -130,6 +176,27 @@ func runDemo(ctx context.Context, w io.Writer, dir string, keep bool) error {
 	}
 	stopped = true
 	return c.Close()
+}
+
+// waitQuorate waits until the agent at socket reports quorum.
+func waitQuorate(ctx context.Context, socket string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		h, err := votequorum.Initialize(&votequorum.Callbacks{}, votequorum.WithSocket(socket))
+		if err == nil {
+			info, err := h.GetInfo(0)
+			h.Finalize()
+			if err == nil && info.Flags&votequorum.InfoQuorate != 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node did not become quorate: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func ms(d time.Duration) string {

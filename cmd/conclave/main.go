@@ -33,10 +33,12 @@ socket. Start with 'conclave demo' for a local three-node cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(agentCmd(), statusCmd(), keygenCmd(), demoCmd(), benchCmd(), versionCmd())
+	root.AddCommand(agentCmd(), statusCmd(), quorumCmd(), quorumtoolCmd(), keygenCmd(), demoCmd(), benchCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "conclave:", err)
 		var ee *exitError
+		if !errors.As(err, &ee) || ee.err != errSilent {
+			fmt.Fprintln(os.Stderr, "conclave:", err)
+		}
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
 		}

@@ -409,6 +409,12 @@ func (b *builder) quorumKey(e entry) {
 		flag(&q.AllowDownscale)
 	case "expected_votes_tracking":
 		flag(&q.ExpectedVotesTracking)
+	case "lease": // Conclave's own key: only in its TOML format
+		if b.format != FormatTOML {
+			b.otherKey(ccQuorumKeys, e)
+			break
+		}
+		flag(&q.Lease)
 	case "last_man_standing_window":
 		if x, ok := b.ms(e.value); ok {
 			q.LastManStandingWindow = &x

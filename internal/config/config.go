@@ -199,6 +199,10 @@ type Quorum struct {
 	// error, as in corosync); TOML also accepts true/false.
 	TwoNode, WaitForAll, LastManStanding, AutoTieBreaker, AllowDownscale, ExpectedVotesTracking *bool
 
+	// Lease is Conclave's quorum lease (docs/quorum.md): nil or true = on.
+	// A corosync.conf has no such key; a TOML file may turn it off.
+	Lease *bool
+
 	// LastManStandingWindow is in ms in the file; nil = the engine's default
 	// (10000 ms).
 	LastManStandingWindow *time.Duration

@@ -92,6 +92,7 @@ type tomlQuorum struct {
 	AutoTieBreakerNode    any         `toml:"auto_tie_breaker_node"`
 	AllowDownscale        any         `toml:"allow_downscale"`
 	ExpectedVotesTracking any         `toml:"expected_votes_tracking"`
+	Lease                 any         `toml:"lease"`
 	Device                *tomlDevice `toml:"device"`
 }
 

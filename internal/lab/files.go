@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,7 +94,7 @@ func (c *Cluster) timing() ([][2]string, error) {
 		}
 		kv = append(kv, [2]string{t.key, v})
 	}
-	return kv, nil
+	return append(kv, c.Opts.Totem...), nil
 }
 
 func (c *Cluster) tomlConf() (string, error) {
@@ -120,6 +121,16 @@ func (c *Cluster) tomlConf() (string, error) {
 		fmt.Fprintf(&b, "\n[[nodelist.node]]\nnodeid = %d\nname = \"node%d\"\n", n.ID, n.ID)
 		for l, a := range n.Addrs {
 			fmt.Fprintf(&b, "ring%d_addr = %q\n", l, a)
+		}
+	}
+	if !strings.Contains(o.ExtraTOML, "[quorum]") {
+		b.WriteString("\n[quorum]\nprovider = \"corosync_votequorum\"\n")
+		for _, kv := range o.Quorum {
+			v := kv[1]
+			if _, err := strconv.ParseUint(v, 10, 32); err != nil {
+				v = strconv.Quote(v)
+			}
+			fmt.Fprintf(&b, "%s = %s\n", kv[0], v)
 		}
 	}
 	if o.ExtraTOML != "" {
@@ -166,7 +177,11 @@ func (c *Cluster) corosyncConf() (string, error) {
 		}
 		fmt.Fprintf(&b, "        name: node%d\n        nodeid: %d\n    }\n", n.ID, n.ID)
 	}
-	b.WriteString("}\n\nquorum {\n    provider: corosync_votequorum\n}\n\n")
+	b.WriteString("}\n\nquorum {\n    provider: corosync_votequorum\n")
+	for _, kv := range o.Quorum {
+		fmt.Fprintf(&b, "    %s: %s\n", kv[0], kv[1])
+	}
+	b.WriteString("}\n\n")
 	b.WriteString("logging {\n    to_logfile: yes\n    logfile: /var/log/cluster/corosync.log\n    to_syslog: yes\n    timestamp: on\n}\n")
 	return b.String(), nil
 }

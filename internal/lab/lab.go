@@ -69,9 +69,17 @@ type Options struct {
 	// Token, Consensus, Join and Heartbeat are written to the configuration
 	// in whole milliseconds; 0 = the agent's defaults (token 800 ms).
 	Token, Consensus, Join, Heartbeat time.Duration
+	// Totem holds more totem keys as key and value pairs (numbers), written
+	// in either format: {"flap_count", "1000"}.
+	Totem [][2]string
 	// ExtraTOML is appended to a TOML configuration (for example a [quorum]
 	// section). It is an error with Format "corosync".
 	ExtraTOML string
+	// Quorum holds quorum-section options as key and value pairs, written
+	// in either format ({"two_node", "1"}, {"auto_tie_breaker_node",
+	// "lowest"}); the provider is always corosync_votequorum unless
+	// ExtraTOML writes its own [quorum] section.
+	Quorum [][2]string
 	// Netns puts every node in its own network namespace (root only).
 	Netns    bool
 	LogLevel string // the agents' --log-level; "" = agent default (info)

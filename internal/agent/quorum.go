@@ -1,0 +1,335 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/conclave/conclave/api/clientpb"
+	"github.com/conclave/conclave/cs"
+	"github.com/conclave/conclave/internal/config"
+	"github.com/conclave/conclave/internal/membership"
+	"github.com/conclave/conclave/internal/quorum"
+)
+
+// evFile holds the expected_votes_tracking barrier (Corosync's
+// <state_dir>/ev_tracking).
+const evFile = "ev_tracking"
+
+// newQuorum builds the quorum service when the configuration asks for
+// votequorum, as corosync loads it only with quorum.provider set.
+func (a *Agent) newQuorum() (*quorum.Engine, error) {
+	if a.cfg.Quorum.Provider != config.QuorumProvider {
+		return nil, nil
+	}
+	barrier, err := a.store.readUint(evFile)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []quorum.NodeVotes
+	for _, n := range a.cfg.Nodes {
+		nodes = append(nodes, quorum.NodeVotes{ID: membership.NodeID(n.ID), Votes: n.QuorumVotes})
+	}
+	qc := quorum.Config{
+		Self: membership.NodeID(a.self.ID), Nodes: nodes, Quorum: a.cfg.Quorum, Path: a.cfg.Path,
+		EVBarrier: uint32(barrier), LeaseTimeout: a.cfg.Totem.EffectiveToken(len(a.cfg.Nodes)),
+	}
+	if a.cfg.Quorum.Lease == nil || *a.cfg.Quorum.Lease {
+		qc.Leases = a.eng
+	}
+	q, err := quorum.New(qc)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range q.Warnings() {
+		a.log.Warn("[VOTEQ ] " + w)
+	}
+	return q, nil
+}
+
+// vqSession is one votequorum handle: its replies and events go out in
+// order through out, written by the session's own goroutine.
+type vqSession struct {
+	out      chan *clientpb.VQMessage
+	gone     chan struct{}
+	reason   error
+	tracking bool
+	context  uint64
+}
+
+// vqPending is a QdeviceRegister waiting for its registration to go round
+// the cluster.
+type vqPending struct {
+	sess *vqSession
+	id   uint64
+}
+
+func (s *vqSession) send(m *clientpb.VQMessage) {
+	if s.reason != nil {
+		return
+	}
+	select {
+	case s.out <- m:
+	default:
+		s.reason = ErrSlowClient
+		close(s.gone)
+	}
+}
+
+func (s *vqSession) reply(id uint64, err error, fill func(*clientpb.VQReply)) {
+	r := &clientpb.VQReply{Id: id, Error: int32(cs.Code(err))}
+	if fill != nil {
+		fill(r)
+	}
+	s.send(&clientpb.VQMessage{Body: &clientpb.VQMessage_Reply{Reply: r}})
+}
+
+// quorumOutput acts on the quorum engine's output: the expected-votes
+// barrier is made durable before anything else is said, then events go to
+// the trackers and deferred replies to their callers.
+func (a *Agent) quorumOutput() error {
+	if a.q == nil {
+		return nil
+	}
+	r := a.q.Ready()
+	if r.PersistBarrier != 0 {
+		if err := a.store.writeUint(evFile, uint64(r.PersistBarrier)); err != nil {
+			return fmt.Errorf("persisting the expected votes barrier %d: %w", r.PersistBarrier, err)
+		}
+	}
+	for _, l := range r.Logs {
+		a.log.Log(context.Background(), l.Level, "[VOTEQ ] "+l.Msg)
+	}
+	now := time.Now()
+	for _, ev := range r.Events {
+		for _, s := range a.vqSessions {
+			if s.tracking {
+				s.send(a.eventMsg(ev, s.context, now))
+			}
+		}
+	}
+	for _, rep := range r.Replies {
+		if p, ok := a.vqPending[rep.Token]; ok {
+			delete(a.vqPending, rep.Token)
+			p.sess.reply(p.id, rep.Err, nil)
+		}
+	}
+	a.vqSessions = slices.DeleteFunc(a.vqSessions, func(s *vqSession) bool { return s.reason != nil })
+	return nil
+}
+
+func (a *Agent) eventMsg(ev quorum.Event, ctx uint64, now time.Time) *clientpb.VQMessage {
+	e := &clientpb.VQEvent{Context: ctx, UnixNano: now.UnixNano(), RingId: ringPB(ev.Ring)}
+	switch ev.Kind {
+	case quorum.EventQuorum:
+		e.Kind, e.Quorate = clientpb.VQEvent_QUORUM, ev.Quorate
+		for _, n := range ev.Nodes {
+			var votes uint32
+			if n.ID != 0 {
+				info, _ := a.q.GetInfo(now, uint32(n.ID))
+				votes = info.NodeVotes
+			}
+			e.Nodes = append(e.Nodes, &clientpb.VQNode{NodeId: uint32(n.ID), State: n.State, Votes: votes})
+		}
+	case quorum.EventNodelist:
+		e.Kind, e.Members = clientpb.VQEvent_NODELIST, ids32(ev.Members)
+	case quorum.EventExpected:
+		e.Kind, e.ExpectedVotes, e.RingId = clientpb.VQEvent_EXPECTED_VOTES, ev.Expected, nil
+	}
+	return &clientpb.VQMessage{Body: &clientpb.VQMessage_Event{Event: e}}
+}
+
+// vqServer serves the votequorum API.
+type vqServer struct {
+	clientpb.UnimplementedVotequorumServer
+	a *Agent
+}
+
+func (v *vqServer) Session(stream clientpb.Votequorum_SessionServer) error {
+	a := v.a
+	if a.q == nil {
+		return status.Error(codes.FailedPrecondition, "quorum is not configured: set quorum.provider to corosync_votequorum in "+a.cfg.Path)
+	}
+	ctx := stream.Context()
+	sess := &vqSession{out: make(chan *clientpb.VQMessage, 4096), gone: make(chan struct{})}
+	a.mu.Lock()
+	a.vqSessions = append(a.vqSessions, sess)
+	a.mu.Unlock()
+	defer a.dropSession(sess)
+	writeErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case m := <-sess.out:
+				if err := stream.Send(m); err != nil {
+					writeErr <- err
+					return
+				}
+			case <-sess.gone:
+				writeErr <- status.Error(codes.Unavailable, sess.reason.Error())
+				return
+			case <-ctx.Done():
+				writeErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	reqs := make(chan *clientpb.VQRequest)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case req := <-reqs:
+			a.mu.Lock()
+			if a.stopped || a.failure != nil {
+				a.mu.Unlock()
+				return status.Error(codes.Unavailable, "agent stopping")
+			}
+			mutated := a.vqRequest(sess, req)
+			if mutated {
+				a.unlockAfter()
+			} else {
+				a.mu.Unlock()
+			}
+		case err := <-readErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case err := <-writeErr:
+			return err
+		}
+	}
+}
+
+func (a *Agent) dropSession(s *vqSession) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.vqSessions = slices.DeleteFunc(a.vqSessions, func(x *vqSession) bool { return x == s })
+	for tok, p := range a.vqPending {
+		if p.sess == s {
+			delete(a.vqPending, tok)
+		}
+	}
+}
+
+// vqRequest serves one request under the lock; it says whether the engine
+// may have output to act on.
+func (a *Agent) vqRequest(s *vqSession, req *clientpb.VQRequest) bool {
+	now := time.Now()
+	q := a.q
+	switch b := req.Body.(type) {
+	case *clientpb.VQRequest_GetInfo:
+		info, err := q.GetInfo(now, b.GetInfo.NodeId)
+		s.reply(req.Id, err, func(r *clientpb.VQReply) { r.Info = infoPB(info) })
+		return false
+	case *clientpb.VQRequest_SetExpected:
+		s.reply(req.Id, q.SetExpected(now, b.SetExpected.ExpectedVotes), nil)
+	case *clientpb.VQRequest_SetVotes:
+		s.reply(req.Id, q.SetVotes(now, b.SetVotes.NodeId, b.SetVotes.Votes), nil)
+	case *clientpb.VQRequest_CancelWaitForAll:
+		s.reply(req.Id, q.CancelWaitForAll(now), nil)
+	case *clientpb.VQRequest_TrackStart:
+		t := b.TrackStart
+		if t.Flags&(cs.TrackCurrent|cs.TrackChanges) != 0 {
+			nl, qe := q.Snapshot(now)
+			s.send(a.eventMsg(nl, t.Context, now))
+			s.send(a.eventMsg(qe, t.Context, now))
+		}
+		var err error
+		switch {
+		case s.tracking:
+			err = cs.ErrExist
+		case t.Flags&(cs.TrackChanges|cs.TrackChangesOnly) != 0:
+			s.tracking, s.context = true, t.Context
+		}
+		s.reply(req.Id, err, nil)
+		return false
+	case *clientpb.VQRequest_TrackStop:
+		var err error
+		if !s.tracking {
+			err = cs.ErrNotExist
+		}
+		s.tracking = false
+		s.reply(req.Id, err, nil)
+		return false
+	case *clientpb.VQRequest_QdeviceRegister:
+		a.vqToken++
+		pending, err := q.QdeviceRegister(now, b.QdeviceRegister.Name, a.vqToken)
+		if pending {
+			a.vqPending[a.vqToken] = vqPending{sess: s, id: req.Id}
+		} else {
+			s.reply(req.Id, err, nil)
+		}
+	case *clientpb.VQRequest_QdeviceUnregister:
+		s.reply(req.Id, q.QdeviceUnregister(now, b.QdeviceUnregister.Name), nil)
+	case *clientpb.VQRequest_QdeviceUpdate:
+		s.reply(req.Id, q.QdeviceUpdate(now, b.QdeviceUpdate.OldName, b.QdeviceUpdate.NewName), nil)
+	case *clientpb.VQRequest_QdevicePoll:
+		p := b.QdevicePoll
+		ring := membership.RingID{}
+		if p.RingId != nil {
+			ring = membership.RingID{Rep: membership.NodeID(p.RingId.Rep), Seq: p.RingId.Seq}
+		}
+		s.reply(req.Id, q.QdevicePoll(now, p.Name, p.CastVote, ring), nil)
+	case *clientpb.VQRequest_QdeviceMasterWins:
+		s.reply(req.Id, q.QdeviceMasterWins(now, b.QdeviceMasterWins.Name, b.QdeviceMasterWins.Allow), nil)
+	case *clientpb.VQRequest_Status:
+		st := a.vqStatus(now)
+		s.reply(req.Id, nil, func(r *clientpb.VQReply) { r.Status = st })
+		return false
+	default:
+		s.reply(req.Id, cs.ErrNotSupported, nil)
+		return false
+	}
+	return true
+}
+
+func infoPB(i quorum.Info) *clientpb.VQInfo {
+	return &clientpb.VQInfo{NodeId: i.NodeID, NodeState: i.NodeState, NodeVotes: i.NodeVotes, NodeExpectedVotes: i.NodeExpectedVotes,
+		HighestExpected: i.HighestExpected, TotalVotes: i.TotalVotes, Quorum: i.Quorum, Flags: i.Flags,
+		QdeviceVotes: i.QdeviceVotes, QdeviceName: i.QdeviceName}
+}
+
+// vqStatus takes everything `conclave quorum status` prints at one instant.
+func (a *Agent) vqStatus(now time.Time) *clientpb.VQStatus {
+	st := a.q.Status(now)
+	local, _ := a.q.GetInfo(now, 0)
+	out := &clientpb.VQStatus{
+		Provider: config.QuorumProvider, Quorate: local.Flags&quorum.InfoQuorate != 0, RingId: ringPB(st.Ring),
+		Members: ids32(st.Members), Local: infoPB(local), WaitForAllStatus: st.WaitForAllStatus, LeaseOk: st.LeaseOK,
+	}
+	for _, n := range st.Nodes {
+		info, _ := a.q.GetInfo(now, uint32(n.ID))
+		ns := &clientpb.VQNodeStatus{Info: infoPB(info)}
+		if nd, ok := a.cfg.NodeByID(uint32(n.ID)); ok {
+			ns.Name = nd.Name
+			for l := range a.cfg.LinkCount() {
+				if ap, err := nd.Addr(l); err == nil && ap.IsValid() {
+					ns.Addrs = append(ns.Addrs, ap.Addr().String())
+				}
+			}
+		}
+		out.Nodes = append(out.Nodes, ns)
+	}
+	return out
+}
