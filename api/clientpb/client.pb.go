@@ -187,8 +187,12 @@ type StatusReply struct {
 	StartedUnixNano int64                  `protobuf:"varint,13,opt,name=started_unix_nano,json=startedUnixNano,proto3" json:"started_unix_nano,omitempty"`
 	ConfigPath      string                 `protobuf:"bytes,14,opt,name=config_path,json=configPath,proto3" json:"config_path,omitempty"`
 	Encrypted       bool                   `protobuf:"varint,15,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The quorum service (when quorum.provider is set): its answer now, the
+	// same as `conclave quorum status` and the quorum callback.
+	QuorumConfigured bool `protobuf:"varint,16,opt,name=quorum_configured,json=quorumConfigured,proto3" json:"quorum_configured,omitempty"`
+	Quorate          bool `protobuf:"varint,17,opt,name=quorate,proto3" json:"quorate,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
@@ -322,6 +326,20 @@ func (x *StatusReply) GetConfigPath() string {
 func (x *StatusReply) GetEncrypted() bool {
 	if x != nil {
 		return x.Encrypted
+	}
+	return false
+}
+
+func (x *StatusReply) GetQuorumConfigured() bool {
+	if x != nil {
+		return x.QuorumConfigured
+	}
+	return false
+}
+
+func (x *StatusReply) GetQuorate() bool {
+	if x != nil {
+		return x.Quorate
 	}
 	return false
 }
@@ -1140,7 +1158,7 @@ const file_client_proto_rawDesc = "" +
 	"\x06RingID\x12\x10\n" +
 	"\x03rep\x18\x01 \x01(\rR\x03rep\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\x0f\n" +
-	"\rStatusRequest\"\xce\x04\n" +
+	"\rStatusRequest\"\x95\x05\n" +
 	"\vStatusReply\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12!\n" +
 	"\fcluster_name\x18\x02 \x01(\tR\vclusterName\x123\n" +
@@ -1158,7 +1176,9 @@ const file_client_proto_rawDesc = "" +
 	"\x11started_unix_nano\x18\r \x01(\x03R\x0fstartedUnixNano\x12\x1f\n" +
 	"\vconfig_path\x18\x0e \x01(\tR\n" +
 	"configPath\x12\x1c\n" +
-	"\tencrypted\x18\x0f \x01(\bR\tencrypted\"\xd2\x01\n" +
+	"\tencrypted\x18\x0f \x01(\bR\tencrypted\x12+\n" +
+	"\x11quorum_configured\x18\x10 \x01(\bR\x10quorumConfigured\x12\x18\n" +
+	"\aquorate\x18\x11 \x01(\bR\aquorate\"\xd2\x01\n" +
 	"\x04Node\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

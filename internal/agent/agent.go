@@ -26,6 +26,7 @@ import (
 	"github.com/conclave/conclave/api/clientpb"
 	"github.com/conclave/conclave/api/peerpb"
 	"github.com/conclave/conclave/internal/config"
+	"github.com/conclave/conclave/internal/groups"
 	"github.com/conclave/conclave/internal/ipc"
 	"github.com/conclave/conclave/internal/membership"
 	"github.com/conclave/conclave/internal/quorum"
@@ -75,6 +76,8 @@ type Agent struct {
 	vqSessions  []*vqSession
 	vqPending   map[uint64]vqPending // QdeviceRegister replies by token
 	vqToken     uint64
+	g           *groups.Engine // the group services (always on)
+	gs          *gsState       // its clients (groups.go)
 	pending     []*publishReq
 	subscribers []*subscriber
 	watchers    []*watcher
@@ -157,7 +160,9 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		a.store.close()
 		return nil, err
 	}
-	svcs := o.Services
+	a.g = groups.New(groups.Config{Node: membership.NodeID(self.ID)})
+	a.gs = newGSState()
+	svcs := append([]service.Service{a.g}, o.Services...)
 	if a.q != nil {
 		svcs = append([]service.Service{a.q}, svcs...)
 	}
@@ -297,6 +302,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := ipc.NewServer(ipc.Policy{UIDs: a.cfg.Agent.AllowedUIDs, GIDs: a.cfg.Agent.AllowedGIDs})
 	clientpb.RegisterAgentServer(srv, &server{a: a})
 	clientpb.RegisterVotequorumServer(srv, &vqServer{a: a})
+	a.registerGroups(srv)
 	go srv.Serve(lis)
 	defer func() {
 		srv.Stop()
@@ -463,7 +469,10 @@ func (a *Agent) process() error {
 			// may give the engine more output.
 			a.host.Pump(time.Now())
 			if r = a.eng.Ready(); r.Empty() {
-				return a.quorumOutput()
+				if err := a.quorumOutput(); err != nil {
+					return err
+				}
+				return a.groupsOutput()
 			}
 		}
 		if r.PersistSeq != 0 {
@@ -603,6 +612,10 @@ func (a *Agent) status() *clientpb.StatusReply {
 	}
 	if !st.Ring.IsZero() {
 		r.RingId = ringPB(st.Ring)
+	}
+	if a.q != nil {
+		r.QuorumConfigured = true
+		r.Quorate = a.q.Status(time.Now()).Quorate
 	}
 	peers := map[uint32]membership.PeerStatus{}
 	for _, p := range st.Peers {

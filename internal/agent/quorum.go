@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -48,19 +49,45 @@ func (a *Agent) newQuorum() (*quorum.Engine, error) {
 		return nil, err
 	}
 	for _, w := range q.Warnings() {
-		a.log.Warn("[VOTEQ ] " + w)
+		a.log.Warn("quorum: " + w)
 	}
 	return q, nil
 }
 
 // vqSession is one votequorum handle: its replies and events go out in
 // order through out, written by the session's own goroutine.
+//
+// Whoever holds sendMu takes messages off out and sends them, so they leave
+// in the order they were queued: the goroutine that served a request sends
+// its reply itself (no hand-off to another goroutine on the round trip that
+// GetInfo callers measure), and the writer goroutine sends what arrives in
+// between (events).
 type vqSession struct {
 	out      chan *clientpb.VQMessage
+	wake     chan struct{} // something was queued
 	gone     chan struct{}
 	reason   error
 	tracking bool
 	context  uint64
+
+	sendMu sync.Mutex
+	stream clientpb.Votequorum_SessionServer
+}
+
+// flush sends everything queued, in order.
+func (s *vqSession) flush() error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.stream.Send(m); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
 }
 
 // vqPending is a QdeviceRegister waiting for its registration to go round
@@ -76,6 +103,10 @@ func (s *vqSession) send(m *clientpb.VQMessage) {
 	}
 	select {
 	case s.out <- m:
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	default:
 		s.reason = ErrSlowClient
 		close(s.gone)
@@ -104,7 +135,7 @@ func (a *Agent) quorumOutput() error {
 		}
 	}
 	for _, l := range r.Logs {
-		a.log.Log(context.Background(), l.Level, "[VOTEQ ] "+l.Msg)
+		a.log.Log(context.Background(), l.Level, "quorum: "+l.Msg)
 	}
 	now := time.Now()
 	for _, ev := range r.Events {
@@ -157,67 +188,63 @@ func (v *vqServer) Session(stream clientpb.Votequorum_SessionServer) error {
 		return status.Error(codes.FailedPrecondition, "quorum is not configured: set quorum.provider to corosync_votequorum in "+a.cfg.Path)
 	}
 	ctx := stream.Context()
-	sess := &vqSession{out: make(chan *clientpb.VQMessage, 4096), gone: make(chan struct{})}
+	sess := &vqSession{out: make(chan *clientpb.VQMessage, 4096), wake: make(chan struct{}, 1), gone: make(chan struct{}), stream: stream}
 	a.mu.Lock()
 	a.vqSessions = append(a.vqSessions, sess)
 	a.mu.Unlock()
 	defer a.dropSession(sess)
-	writeErr := make(chan error, 1)
+	// The writer sends what is queued while no request is being served;
+	// the reader serves requests and sends their replies itself. This
+	// goroutine ends the stream when either fails or the client is cut
+	// off (a client that stops reading must not hold the agent).
+	done := make(chan error, 2)
 	go func() {
 		for {
 			select {
-			case m := <-sess.out:
-				if err := stream.Send(m); err != nil {
-					writeErr <- err
+			case <-sess.wake:
+				if err := sess.flush(); err != nil {
+					done <- err
 					return
 				}
-			case <-sess.gone:
-				writeErr <- status.Error(codes.Unavailable, sess.reason.Error())
-				return
 			case <-ctx.Done():
-				writeErr <- ctx.Err()
 				return
 			}
 		}
 	}()
-	reqs := make(chan *clientpb.VQRequest)
-	readErr := make(chan error, 1)
 	go func() {
 		for {
 			req, err := stream.Recv()
 			if err != nil {
-				readErr <- err
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				done <- err
 				return
 			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case req := <-reqs:
 			a.mu.Lock()
 			if a.stopped || a.failure != nil {
 				a.mu.Unlock()
-				return status.Error(codes.Unavailable, "agent stopping")
+				done <- status.Error(codes.Unavailable, "agent stopping")
+				return
 			}
-			mutated := a.vqRequest(sess, req)
-			if mutated {
+			if a.vqRequest(sess, req) {
 				a.unlockAfter()
 			} else {
 				a.mu.Unlock()
 			}
-		case err := <-readErr:
-			if errors.Is(err, io.EOF) {
-				return nil
+			if err := sess.flush(); err != nil {
+				done <- err
+				return
 			}
-			return err
-		case err := <-writeErr:
-			return err
 		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-sess.gone:
+		return status.Error(codes.Unavailable, ErrSlowClient.Error())
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
