@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure local clusters and write a report",
 	}
-	cmd.AddCommand(benchMembershipCmd())
+	cmd.AddCommand(benchMembershipCmd(), benchQuorumCmd())
 	return cmd
 }
 
@@ -74,5 +75,60 @@ OUT/membership.json.`,
 	f.DurationVar(&o.Idle, "idle", 10*time.Second, "window for idle RSS and CPU")
 	f.StringVar(&out, "out", "docs/benchmarks", "directory for membership.md and membership.json")
 	f.StringVar(&only, "only", "", "run only these sections: lifecycle,linkcut,ordered,idle,saturate")
+	return cmd
+}
+
+// quorumSections are the parts of `conclave bench quorum` that --only names.
+var quorumSections = []string{"callback", "getinfo", "fanout", "failover"}
+
+func benchQuorumCmd() *cobra.Command {
+	var o bench.Options
+	var out, only string
+	cmd := &cobra.Command{
+		Use:   "quorum",
+		Short: "Measure the votequorum service: callback latency, GetInfo rate, fan-out, failover",
+		Long: `Start fresh 3-agent clusters on loopback and measure, as medians with min and
+max over --runs runs: view installed to the quorum callback in a votequorum
+client (callback); GetInfo(0) round trips per second on one connection
+(getinfo); one quorum event delivered to 100 tracking clients (fanout); and
+SIGKILL of an agent to the quorum callback on a survivor, at the default
+token and at token 300 ms (failover). Writes OUT/quorum.md and
+OUT/quorum.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Binary = self
+			o.Log = cmd.ErrOrStderr()
+			if o.Runs < 1 {
+				return &exitError{2, fmt.Errorf("--runs %d: want at least 1", o.Runs)}
+			}
+			if only != "" {
+				for _, s := range strings.Split(only, ",") {
+					s = strings.TrimSpace(s)
+					if !slices.Contains(quorumSections, s) {
+						return &exitError{2, fmt.Errorf("--only: %q is not one of %s", s, strings.Join(quorumSections, ","))}
+					}
+					o.Only = append(o.Only, s)
+				}
+			}
+			r, err := bench.Quorum(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if err := r.WriteFiles(out); err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Markdown())
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s/quorum.md and %s/quorum.json\n", out, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Runs, "runs", 5, "runs per measurement (fresh cluster each)")
+	f.StringVar(&out, "out", "docs/benchmarks", "directory for quorum.md and quorum.json")
+	f.StringVar(&only, "only", "", "run only these sections: "+strings.Join(quorumSections, ","))
 	return cmd
 }

@@ -30,6 +30,9 @@ type statusJSON struct {
 	Nodes       []nodeJSON   `json:"nodes"`
 	Encrypted   bool         `json:"encrypted"`
 	Counters    countersJSON `json:"counters"`
+	// Quorate is the quorum service's answer; absent when quorum is not
+	// configured.
+	Quorate *bool `json:"quorate,omitempty"`
 }
 
 type ringJSON struct {
@@ -105,6 +108,10 @@ func toStatusJSON(r *clientpb.StatusReply) statusJSON {
 	}
 	if s.Members == nil {
 		s.Members = []uint32{}
+	}
+	if r.QuorumConfigured {
+		q := r.Quorate
+		s.Quorate = &q
 	}
 	if r.RingId != nil {
 		s.RingID = ringJSON{Rep: r.RingId.Rep, Seq: r.RingId.Seq}

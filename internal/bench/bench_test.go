@@ -2,6 +2,8 @@ package bench
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,5 +53,44 @@ func TestReportVerdicts(t *testing.T) {
 	b, err := r.JSON()
 	if err != nil || !json.Valid(b) {
 		t.Fatalf("JSON: %v", err)
+	}
+}
+
+func TestQuorumReport(t *testing.T) {
+	r := &QuorumReport{
+		Options:  QuorumReportOptions{Runs: 5, Cycles: quorumCycles, FanoutClients: fanoutClients, GetInfoWindow: "2s"},
+		Callback: summarize([]float64{0.4, 0.5, 2}, "ms"),
+		GetInfo:  &GetInfoFigures{PerSecond: summarize([]float64{15000, 18000}, "calls/s"), RoundTrip: summarize([]float64{0.05}, "ms")},
+		Failover: map[string]*FailoverFigures{
+			"default_token": {Token: "default 800ms", CorosyncSec: corosyncFailoverDefault, Callback: summarize([]float64{6, 7}, "ms"), View: summarize([]float64{5}, "ms")},
+		},
+		Notes: []string{"a note"},
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| view installed → quorum callback in a client, p50 | ≤ 1 ms | 0.50 ms (min 0.40, max 2.00, n=3), p99 1.97 ms | met |",
+		"| `GetInfo` round trips per second, one client | ≥ 20,000 | 16500 calls/s (min 15000, max 18000, n=2) | **missed** |",
+		"| quorum callback delivered to 100 clients (slowest client) | ≤ 10 ms | not measured | — |",
+		"| SIGKILL of an agent → quorum callback on a survivor, default token (Corosync 3.1.7: 7.7 s) | ≤ 0.1 s | 6.50 ms (min 6.00, max 7.00, n=2) | met |",
+		"| same, token 300 ms (Corosync 3.1.7: 2.0 s) | ≤ 0.1 s | not measured | — |",
+		"| default 800ms | 7.7 s | 6.50 ms",
+		"- a note",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	b, err := r.JSON()
+	if err != nil || !json.Valid(b) {
+		t.Fatalf("JSON: %v", err)
+	}
+	dir := t.TempDir()
+	if err := r.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"quorum.md", "quorum.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -717,15 +716,9 @@ func host() Host {
 
 // WriteFiles writes the report as dir/membership.md and dir/membership.json.
 func (r *Report) WriteFiles(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	js, err := r.JSON()
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "membership.json"), js, 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "membership.md"), []byte(r.Markdown()), 0o644)
+	return writeReport(dir, "membership", js, r.Markdown())
 }

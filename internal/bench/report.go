@@ -3,35 +3,61 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
 // JSON renders the report.
-func (r *Report) JSON() ([]byte, error) {
-	b, err := json.MarshalIndent(r, "", "  ")
+func (r *Report) JSON() ([]byte, error) { return jsonIndent(r) }
+
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return nil, err
 	}
 	return append(b, '\n'), nil
 }
 
+// writeReport writes dir/name.json and dir/name.md.
+func writeReport(dir, name string, js []byte, md string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), js, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644)
+}
+
+// num formats one figure: rates (units per second) whole, else three
+// significant digits or two decimals.
+func (s Summary) num(v float64) string {
+	switch {
+	case strings.HasSuffix(s.Unit, "/s"):
+		return fmt.Sprintf("%.0f", v)
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
 func (s Summary) text() string {
 	if s.N == 0 {
 		return "not measured"
 	}
-	f := func(v float64) string {
-		switch {
-		case s.Unit == "msg/s":
-			return fmt.Sprintf("%.0f", v)
-		case v >= 100:
-			return fmt.Sprintf("%.0f", v)
-		case v >= 10:
-			return fmt.Sprintf("%.1f", v)
-		default:
-			return fmt.Sprintf("%.2f", v)
-		}
+	return fmt.Sprintf("%s %s (min %s, max %s, n=%d)", s.num(s.Median), s.Unit, s.num(s.Min), s.num(s.Max), s.N)
+}
+
+// textP99 is text with the 99th percentile, for figures with many samples.
+func (s Summary) textP99() string {
+	if s.N == 0 {
+		return s.text()
 	}
-	return fmt.Sprintf("%s %s (min %s, max %s, n=%d)", f(s.Median), s.Unit, f(s.Min), f(s.Max), s.N)
+	return fmt.Sprintf("%s, p99 %s %s", s.text(), s.num(s.P99), s.Unit)
 }
 
 func verdict(ok bool, measured bool) string {
@@ -118,5 +144,85 @@ func (r *Report) Markdown() string {
 		}
 	}
 	w("\nReproduce: `go run ./cmd/conclave bench membership --out docs/benchmarks` (as root for the link-cut rows; add `--saturate 10m` for the false-alarm run).\n")
+	return b.String()
+}
+
+// JSON renders the quorum report.
+func (r *QuorumReport) JSON() ([]byte, error) { return jsonIndent(r) }
+
+// Markdown renders the quorum report, opening with the issue's target table.
+func (r *QuorumReport) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Quorum benchmark\n\n")
+	w("Produced by `conclave bench quorum` on %s: %d CPUs (%s), Linux %s, %s. ", r.Date, r.Host.CPUs, r.Host.CPUModel, r.Host.Kernel, r.Host.GoVersion)
+	w("Every cluster is a fresh one of 3 real agent processes on loopback (127.0.0.1-3), started %d times per figure, default configuration (token 800 ms) unless noted. ", r.Options.Runs)
+	w("Figures are medians with min and max, and the 99th percentile where there is one sample per event; the machine is shared, so single runs mean little.\n\n")
+
+	fo := func(key string) Summary {
+		if f := r.Failover[key]; f != nil {
+			return f.Callback
+		}
+		return Summary{}
+	}
+	w("## Targets\n\n| figure | target | measured | |\n|---|---|---|---|\n")
+	w("| view installed → quorum callback in a client, p50 | ≤ 1 ms | %s | %s |\n", r.Callback.textP99(), verdict(r.Callback.Median <= 1, r.Callback.N > 0))
+	var gi, fan Summary
+	if r.GetInfo != nil {
+		gi = r.GetInfo.PerSecond
+	}
+	if r.FanOut != nil {
+		fan = r.FanOut.Slowest
+	}
+	w("| `GetInfo` round trips per second, one client | ≥ 20,000 | %s | %s |\n", gi.text(), verdict(gi.Median >= 20000, gi.N > 0))
+	w("| quorum callback delivered to %d clients (slowest client) | ≤ 10 ms | %s | %s |\n", fanoutClients, fan.text(), verdict(fan.Median <= 10, fan.N > 0))
+	d, t := fo("default_token"), fo("token_300ms")
+	w("| SIGKILL of an agent → quorum callback on a survivor, default token (Corosync 3.1.7: %.1f s) | ≤ 0.1 s | %s | %s |\n", corosyncFailoverDefault, d.text(), verdict(d.Median <= 100, d.N > 0))
+	w("| same, token 300 ms (Corosync 3.1.7: %.1f s) | ≤ 0.1 s | %s | %s |\n", corosyncFailover300, t.text(), verdict(t.Median <= 100, t.N > 0))
+
+	w("\n## View installed → quorum callback\n\n")
+	w("A `votequorum` client on node 1 tracks changes (`TrackStart(0, TrackChanges)`, callbacks dispatched by `Run` on their own goroutine) and stamps `time.Now()` on entry to its quorum callback; a membership watch on node 1 gives the agent's stamp of the `INSTALLED` event. Node 3 is killed and restarted %d times per cluster; each view change is one sample: callback − installed, for the same ring.\n\n", r.Options.Cycles)
+	w("- %s\n", r.Callback.textP99())
+
+	w("\n## `GetInfo` on one connection\n\n")
+	w("One `votequorum` handle on node 1 calls `GetInfo(0)` back to back for %s per cluster (after 200 calls of warm-up).\n\n", r.Options.GetInfoWindow)
+	if g := r.GetInfo; g != nil {
+		w("- rate per run: %s\n- round trip per call: %s\n", g.PerSecond.text(), g.RoundTrip.textP99())
+	} else {
+		w("- not measured in this run\n")
+	}
+
+	w("\n## Fan-out to %d clients\n\n", r.Options.FanoutClients)
+	w("%d raw `Votequorum.Session` streams on node 1, each on its own connection, send `TrackStart{flags: 2}`; node 3 is killed and restarted %d times per cluster. Per view change, each client's delay is its receipt time minus the event's `unix_nano` (when the agent sent it); one sample per view change.\n\n", r.Options.FanoutClients, fanoutCycles)
+	if f := r.FanOut; f != nil {
+		w("| | per view change |\n|---|---|\n")
+		w("| slowest client (the target's figure) | %s |\n", f.Slowest.text())
+		w("| median client | %s |\n", f.Median.text())
+		w("| slowest client, from the view's `INSTALLED` stamp | %s |\n", f.FromInstalled.text())
+	} else {
+		w("Not measured in this run.\n")
+	}
+
+	w("\n## SIGKILL → quorum callback on a survivor\n\n")
+	w("`votequorum` clients on nodes 1 and 2 track changes; node 3's agent gets SIGKILL; the figure is until the later of the two clients' quorum callbacks for a ring in which node 3 is no longer a member. The new view's `INSTALLED` at node 1 is shown for comparison: the difference is the quorum service's share.\n\n")
+	if len(r.Failover) > 0 {
+		w("| token | Corosync 3.1.7 | SIGKILL → quorum callback | SIGKILL → view installed |\n|---|---|---|---|\n")
+		for _, k := range []string{"default_token", "token_300ms"} {
+			if f := r.Failover[k]; f != nil {
+				w("| %s | %.1f s | %s | %s |\n", f.Token, f.CorosyncSec, f.Callback.text(), f.View.text())
+			}
+		}
+	} else {
+		w("Not measured in this run.\n")
+	}
+	w("\nOn loopback a killed agent's peers learn of its death from the kernel closing its TCP tripwire connections, so the token timeout does not enter these figures; detection by silence alone is the link-cut row of `membership.md`.\n")
+
+	if len(r.Notes) > 0 {
+		w("\n## Notes\n\n")
+		for _, n := range r.Notes {
+			w("- %s\n", n)
+		}
+	}
+	w("\nReproduce: `go run ./cmd/conclave bench quorum --out docs/benchmarks`.\n")
 	return b.String()
 }

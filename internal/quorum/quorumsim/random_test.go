@@ -17,10 +17,15 @@ var (
 	noLease = flag.Bool("quorum.nolease", false, "run without the quorum lease (Corosync's behaviour: expect split brains)")
 )
 
-// safeOptionSets are the option sets Corosync calls safe against split
-// brain without fencing: not two_node (both halves of a 1|1 split are
-// quorate by design) and not last_man_standing (a shrunken partition and a
-// rejoining node can form a second quorate one).
+// safeOptionSets are the option sets that are safe against split brain
+// without fencing under any sequence of faults: not two_node (both halves
+// of a 1|1 split are quorate by design), not last_man_standing (a shrunken
+// partition and a rejoining node can form a second quorate one), and not
+// auto_tie_breaker: votequorum's tie-breaker is the lowest node id this
+// node saw the last time it was quorate, so after cascading partitions two
+// halves can each hold "their" tie-breaker (seed 382 found one; Corosync
+// answers the same, and we keep its answers). The tie-breaker's one clean
+// 50|50 split is covered by the m5_* scripts.
 var safeOptionSets = []struct {
 	name string
 	q    func(n int) config.Quorum
@@ -28,10 +33,6 @@ var safeOptionSets = []struct {
 }{
 	{"defaults", func(int) config.Quorum { return config.Quorum{} }, func(int) bool { return true }},
 	{"wait_for_all", func(int) config.Quorum { return config.Quorum{WaitForAll: ptr(true)} }, func(int) bool { return true }},
-	{"auto_tie_breaker", func(int) config.Quorum { return config.Quorum{AutoTieBreaker: ptr(true)} }, func(n int) bool { return n%2 == 0 }},
-	{"auto_tie_breaker highest", func(int) config.Quorum {
-		return config.Quorum{AutoTieBreaker: ptr(true), AutoTieBreakerNode: "highest"}
-	}, func(n int) bool { return n%2 == 0 }},
 	{"expected_votes_tracking", func(int) config.Quorum { return config.Quorum{ExpectedVotesTracking: ptr(true)} }, func(int) bool { return true }},
 	{"expected_votes above the nodes", func(n int) config.Quorum { return config.Quorum{ExpectedVotes: ptr(uint32(n + 1))} }, func(int) bool { return true }},
 }
@@ -68,7 +69,10 @@ func randomRun(seed uint64) error {
 	}
 	q := set.q(nodes)
 	q.Provider = config.QuorumProvider
-	o := sim.Options{Seed: seed, Nodes: nodes, Jitter: time.Duration(rng.IntN(3)) * time.Millisecond, SyncMessages: true}
+	// FlapCount: the membership's flap hold-down (doubling) would keep a
+	// node this test knocks about out of views for minutes; quorum safety
+	// does not depend on it, and the final check wants one view.
+	o := sim.Options{Seed: seed, Nodes: nodes, Jitter: time.Duration(rng.IntN(3)) * time.Millisecond, SyncMessages: true, FlapCount: 1000}
 	h := New(&o, q, !*noLease)
 	inner := o.Invariant
 	o.Invariant = func(s *sim.Sim) error {
