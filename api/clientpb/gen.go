@@ -2,4 +2,4 @@
 // Conclave agent over its Unix socket.
 package clientpb
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative client.proto votequorum.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative client.proto votequorum.proto gs.proto

@@ -33,7 +33,7 @@ socket. Start with 'conclave demo' for a local three-node cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(agentCmd(), statusCmd(), quorumCmd(), quorumtoolCmd(), keygenCmd(), demoCmd(), benchCmd(), versionCmd())
+	root.AddCommand(agentCmd(), statusCmd(), quorumCmd(), quorumtoolCmd(), groupsCmd(), keygenCmd(), demoCmd(), benchCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.err != errSilent {

@@ -68,6 +68,8 @@ type Engine struct {
 
 	syncOut, normOut [][]byte
 	ready            Ready
+
+	traced map[string]bool // groups whose steps go to Ready.Trace
 }
 
 type tokenInfo struct {
@@ -701,6 +703,11 @@ func (e *Engine) emit(tok Token, ti *tokenInfo, group string, n Notification) {
 
 // tell sends n to provider id if it is one of this node's providers.
 func (e *Engine) tell(group string, id ProviderID, n Notification) {
+	if e.traced[group] {
+		t := n
+		t.Group, t.Ring = group, e.ring
+		e.trace(TraceEvent{Kind: TraceNotify, Group: group, Provider: id, Notification: &t})
+	}
 	if id.Node != e.node {
 		return
 	}
@@ -709,6 +716,26 @@ func (e *Engine) tell(group string, id ProviderID, n Notification) {
 		return
 	}
 	e.emit(tok, e.tokens[tok], group, n)
+}
+
+// Trace turns the trace of one group on or off: while on, every
+// notification of the group (to any provider, on any node), every vote,
+// phase time-out and deactivate result applied to it is also reported in
+// Ready.Trace. A group that does not exist yet may be traced.
+func (e *Engine) Trace(group string, on bool) {
+	if !on {
+		delete(e.traced, group)
+		return
+	}
+	if e.traced == nil {
+		e.traced = map[string]bool{}
+	}
+	e.traced[group] = true
+}
+
+func (e *Engine) trace(ev TraceEvent) {
+	ev.Ring = e.ring
+	e.ready.Trace = append(e.ready.Trace, ev)
 }
 
 // ---- queries ----

@@ -84,3 +84,21 @@ func TestRepresentativeKilledMidProtocol(t *testing.T) {
 		"nphase FAILURE_LEAVE ph=1 sum=0 ch=[1/1] li=PROVIDER_FAILED_LEAVE")
 	_ = c
 }
+
+// Clients of one group go away one after the other (separate failure
+// events, no time limit): the failure leave of the first does not wait for
+// the votes of the others, whose own failure leaves are queued; the group
+// dissolves.
+func TestClientsGoneOneByOne(t *testing.T) {
+	h, ws := abc(t, nPhase("g", 0, VoteReject))
+	a, b, c := ws[0], ws[1], ws[2]
+	h.eng[1].ClientGone(h.now, a.client, true)
+	h.eng[2].ClientGone(h.now, b.client, true)
+	h.eng[3].ClientGone(h.now, c.client, true)
+	h.settle()
+	for n := NodeID(1); n <= 4; n++ {
+		if g := h.eng[n].groups["g"]; g != nil {
+			t.Fatalf("node %d: group g still has %v, protocol %+v", n, g.ids(), g.Proto)
+		}
+	}
+}

@@ -341,6 +341,10 @@ func (e *Engine) applyVote(m *wmsg) {
 		return
 	}
 	b.Voted, b.Value = true, m.Vote
+	if e.traced[g.Name] {
+		e.trace(TraceEvent{Kind: TraceVote, Group: g.Name, Seq: p.Seq, Phase: p.Phase, Provider: m.P,
+			Vote: m.Vote, Default: m.Default, HasState: m.HasValue, HasMessage: m.HasMsg})
+	}
 	p.PendingDefault = combineDefault(p.PendingDefault, m.Default)
 	// "first candidate received" (§6.2): the first in the total order.
 	if m.HasValue && !p.HasPhaseState {
@@ -357,6 +361,9 @@ func (e *Engine) applyTimeout(m *wmsg) {
 	if g == nil || g.Proto == nil || g.Proto.Seq != m.Seq || g.Proto.Phase != m.Phase {
 		return
 	}
+	if e.traced[g.Name] {
+		e.trace(TraceEvent{Kind: TraceTimeout, Group: g.Name, Seq: m.Seq, Phase: m.Phase})
+	}
 	e.endPhase(g, true)
 }
 
@@ -370,6 +377,9 @@ func (e *Engine) applyDeact(m *wmsg) {
 		return
 	}
 	b.Deact = m.Deact
+	if e.traced[g.Name] {
+		e.trace(TraceEvent{Kind: TraceDeactivate, Group: g.Name, Seq: m.Seq, Phase: g.Proto.Phase, Provider: m.P, Deactivate: m.Deact})
+	}
 	e.checkPhase(g)
 }
 
@@ -546,6 +556,18 @@ func (e *Engine) startNext(g *group) {
 }
 
 func (e *Engine) start(g *group, p *protocol) {
+	// Providers whose own failure leave is queued have failed already:
+	// this protocol neither waits for nor tells them, as if they had
+	// failed during it (§1.11). Otherwise a failure leave started for one
+	// of several clients that went away one after the other would wait for
+	// the votes of the others, for ever in a group with no time limit.
+	for _, b := range g.Fails {
+		for _, f := range b.Entries {
+			if g.memberIndex(f.ID) >= 0 && !p.isChanging(f.ID) && !p.failed(f.ID) {
+				p.Failed = append(p.Failed, f)
+			}
+		}
+	}
 	g.Seq++
 	p.Seq = g.Seq
 	p.CurrentState = g.State

@@ -556,6 +556,50 @@ const (
 type Ready struct {
 	Notifications []Notification
 	Deactivations []Deactivation
+	// Trace lists the steps of the groups traced with Engine.Trace, in the
+	// replicated order: empty unless someone asked.
+	Trace []TraceEvent
+}
+
+// TraceKind says what a TraceEvent records.
+type TraceKind int
+
+// The trace event kinds.
+const (
+	// TraceNotify: a notification to one provider of the group, on any
+	// node (Provider is the recipient, Notification the block it gets,
+	// or would get if it ran here).
+	TraceNotify TraceKind = 1
+	// TraceVote: a vote applied to the running protocol (Provider voted).
+	TraceVote TraceKind = 2
+	// TraceTimeout: the phase time limit closed phase Phase of protocol
+	// Seq.
+	TraceTimeout TraceKind = 3
+	// TraceDeactivate: a deactivate script's outcome applied (Provider is
+	// the expelled provider).
+	TraceDeactivate TraceKind = 4
+)
+
+// TraceEvent is one step of a traced group as this replica applied it: the
+// operator's live protocol trace (`conclave groups watch`). Every replica
+// produces the same trace, whether or not the group has a local client.
+type TraceEvent struct {
+	Kind  TraceKind
+	Group string
+	Ring  RingID
+	// Seq and Phase name the protocol step (vote, time-out, deactivate).
+	Seq      uint64
+	Phase    int
+	Provider ProviderID
+	// Notification is set for TraceNotify; Client and Token are zero.
+	Notification *Notification
+	// Vote, Default, HasState and HasMessage describe a TraceVote.
+	Vote       VoteValue
+	Default    VoteValue
+	HasState   bool
+	HasMessage bool
+	// Deactivate is a TraceDeactivate's outcome.
+	Deactivate DeactivateStatus
 }
 
 // JoinArgs is the join request block (ha_gs_join_request_t) plus the
