@@ -21,9 +21,13 @@
 // NodestateMember = 1, ...). As in C, callbacks run only inside Dispatch,
 // on the caller's goroutine; Fd becomes readable when one is queued.
 //
-// A handle is one stream to the local agent (as a libvotequorum handle is
-// one IPC connection): the agent answers its requests in order, and its
-// events (after TrackStart) arrive on it in order.
+// A handle is two connections to the local agent's socket, as a
+// libvotequorum handle is libqb IPC (internal/ipc's local protocol, not
+// gRPC): the calling goroutine writes each request and reads its reply on
+// the first, and a goroutine of the handle reads the events (after
+// TrackStart) from the second into the dispatch queue, in order. Events the
+// agent sent before a reply (TrackStart's current state) are queued before
+// the call returns.
 package votequorum
 
 import (
@@ -31,10 +35,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
-
-	"google.golang.org/grpc"
+	"sync/atomic"
+	"time"
 
 	"github.com/conclave/conclave/api/clientpb"
 	"github.com/conclave/conclave/cs"
@@ -135,27 +140,30 @@ func WithContext(ctx context.Context) Option { return func(o *options) { o.ctx =
 // Handle is a votequorum handle. Its methods may be called from several
 // goroutines; callbacks run inside Dispatch.
 type Handle struct {
-	cb   Callbacks
-	conn *grpc.ClientConn
+	cb Callbacks
 
-	sendMu  sync.Mutex // one request at a time, as libvotequorum's IPC
-	stream  clientpb.Votequorum_SessionClient
-	nextID  uint64
-	replies chan *clientpb.VQReply
+	callMu sync.Mutex // one request at a time, as libvotequorum's IPC
+	req    *net.UnixConn
+	rd     *ipc.FrameReader
+	wbuf   []byte
+	nextID uint64
+	ev     *net.UnixConn // the event connection, read by readEvents
 
 	mu        sync.Mutex
+	seen      *sync.Cond    // on mu: evRead grew, or the event reader stopped, or Finalize
+	evRead    atomic.Uint64 // events read from the event connection (written under mu)
 	events    []*clientpb.VQEvent
 	closed    bool
-	err       error // why the stream ended
+	err       error // why the connection to the agent ended
 	ctxVal    any
 	pr, pw    *os.File // one byte in the pipe per queued event: Fd
 	wake      chan struct{}
 	finalized chan struct{}
-	cancel    context.CancelFunc
 }
 
 // Initialize connects to the local agent (votequorum_initialize). With no
-// agent it fails with cs.ErrLibrary, as libvotequorum does.
+// agent, or no quorum service configured in it, it fails with
+// cs.ErrLibrary, as libvotequorum does.
 func Initialize(cb *Callbacks, opts ...Option) (*Handle, error) {
 	o := options{ctx: context.Background()}
 	for _, f := range opts {
@@ -164,58 +172,128 @@ func Initialize(cb *Callbacks, opts ...Option) (*Handle, error) {
 	if cb == nil {
 		return nil, cs.ErrInvalidParam
 	}
-	conn, err := ipc.Dial(o.ctx, ipc.SocketPath(o.socket))
+	path := ipc.SocketPath(o.socket)
+	// The request connection opens the session; the event connection
+	// joins it by its id.
+	var hello clientpb.VQMessage
+	req, rd, err := ipc.DialLocal(o.ctx, path, &clientpb.VQRequest{Body: &clientpb.VQRequest_Hello{Hello: &clientpb.VQHello{Role: clientpb.VQHello_REQUESTS}}}, &hello)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cs.ErrLibrary, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := clientpb.NewVotequorumClient(conn).Session(ctx)
+	id, err := helloAnswer(&hello)
 	if err != nil {
-		cancel()
-		conn.Close()
+		req.Close()
+		return nil, err
+	}
+	ev, evrd, err := ipc.DialLocal(o.ctx, path, &clientpb.VQRequest{Body: &clientpb.VQRequest_Hello{Hello: &clientpb.VQHello{Role: clientpb.VQHello_EVENTS, Session: id}}}, &hello)
+	if err != nil {
+		req.Close()
 		return nil, fmt.Errorf("%w: %v", cs.ErrLibrary, err)
+	}
+	if _, err := helloAnswer(&hello); err != nil {
+		req.Close()
+		ev.Close()
+		return nil, err
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		cancel()
-		conn.Close()
+		req.Close()
+		ev.Close()
 		return nil, fmt.Errorf("%w: %v", cs.ErrNoResources, err)
 	}
-	h := &Handle{cb: *cb, conn: conn, stream: stream, replies: make(chan *clientpb.VQReply, 1),
-		pr: pr, pw: pw, wake: make(chan struct{}, 1), finalized: make(chan struct{}), cancel: cancel}
-	go h.receive()
+	h := &Handle{cb: *cb, req: req, rd: rd, ev: ev,
+		pr: pr, pw: pw, wake: make(chan struct{}, 1), finalized: make(chan struct{})}
+	h.seen = sync.NewCond(&h.mu)
+	go h.readEvents(evrd)
 	return h, nil
 }
 
-// receive reads the stream: replies go to the waiting caller, events to the
-// dispatch queue.
-func (h *Handle) receive() {
-	for {
-		m, err := h.stream.Recv()
-		if err != nil {
-			h.mu.Lock()
-			if h.err == nil {
-				if err == io.EOF {
-					err = errors.New("the agent closed the connection")
-				}
-				h.err = err
-			}
-			h.mu.Unlock()
-			close(h.replies)
-			h.signal()
-			return
-		}
-		switch b := m.Body.(type) {
-		case *clientpb.VQMessage_Reply:
-			h.replies <- b.Reply
-		case *clientpb.VQMessage_Event:
-			h.mu.Lock()
-			h.events = append(h.events, b.Event)
-			h.mu.Unlock()
-			h.pw.Write([]byte{1})
-			h.signal()
-		}
+// helloAnswer checks the agent's answer to a hello.
+func helloAnswer(m *clientpb.VQMessage) (uint64, error) {
+	h := m.GetHello()
+	switch {
+	case h == nil:
+		return 0, fmt.Errorf("%w: the agent did not answer the hello", cs.ErrLibrary)
+	case h.Error != "":
+		return 0, fmt.Errorf("%w: %s", cs.ErrLibrary, h.Error)
 	}
+	return h.Session, nil
+}
+
+// readEvents reads the event connection into the dispatch queue.
+func (h *Handle) readEvents(rd *ipc.FrameReader) {
+	for {
+		var m clientpb.VQMessage
+		err := rd.Read(&m)
+		if err == nil {
+			switch b := m.Body.(type) {
+			case *clientpb.VQMessage_Event:
+				h.mu.Lock()
+				h.events = append(h.events, b.Event)
+				h.mu.Unlock()
+				h.pw.Write([]byte{1}) // outside mu: a full pipe waits for Dispatch
+				h.mu.Lock()
+				h.evRead.Add(1)
+				h.seen.Broadcast()
+				h.mu.Unlock()
+				h.signal()
+				continue
+			case *clientpb.VQMessage_Hello:
+				if b.Hello.Error == "" {
+					continue
+				}
+				err = agentSaid(b.Hello.Error)
+			default:
+				continue
+			}
+		}
+		if errors.Is(err, io.EOF) && h.callMu.TryLock() {
+			// The agent says why it ends a session on the request
+			// connection (the event connection of a client cut off
+			// for not reading is full): read it now if no call does.
+			h.readBye()
+			h.callMu.Unlock()
+		}
+		h.fail(err)
+		return
+	}
+}
+
+// readBye reads why the agent ended the session from the request
+// connection, if it said so; under callMu.
+func (h *Handle) readBye() {
+	h.req.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	var m clientpb.VQMessage
+	if h.rd.Read(&m) == nil && m.GetHello().GetError() != "" {
+		h.fail(agentSaid(m.GetHello().GetError()))
+	}
+}
+
+// agentSaid is the reason the agent gave for ending the session.
+type agentSaid string
+
+func (e agentSaid) Error() string { return string(e) }
+
+// fail records why the connection to the agent ended and wakes whoever
+// waits on it. The first reason stays, but for the agent's own word over
+// a bare end of connection.
+func (h *Handle) fail(err error) {
+	h.mu.Lock()
+	var said agentSaid
+	if h.err == nil || (errors.Is(h.err, io.EOF) && errors.As(err, &said)) {
+		h.err = err
+	}
+	h.seen.Broadcast()
+	h.mu.Unlock()
+	h.signal()
+}
+
+// reason is h.err as callers see it; under mu.
+func (h *Handle) reason() error {
+	if errors.Is(h.err, io.EOF) {
+		return errors.New("the agent closed the connection")
+	}
+	return h.err
 }
 
 func (h *Handle) signal() {
@@ -225,12 +303,12 @@ func (h *Handle) signal() {
 	}
 }
 
-// call sends one request and waits for its reply.
+// call sends one request and reads its reply, on the caller's goroutine.
 func (h *Handle) call(req *clientpb.VQRequest) (*clientpb.VQReply, error) {
-	h.sendMu.Lock()
-	defer h.sendMu.Unlock()
+	h.callMu.Lock()
+	defer h.callMu.Unlock()
 	h.mu.Lock()
-	closed, broken := h.closed, h.err
+	closed, broken := h.closed, h.reason()
 	h.mu.Unlock()
 	if closed {
 		return nil, cs.ErrBadHandle
@@ -240,33 +318,62 @@ func (h *Handle) call(req *clientpb.VQRequest) (*clientpb.VQReply, error) {
 	}
 	h.nextID++
 	req.Id = h.nextID
-	if err := h.stream.Send(req); err != nil {
+	b, err := ipc.AppendFrame(h.wbuf[:0], req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", cs.ErrLibrary, err)
+	}
+	h.wbuf = b
+	if _, err := h.req.Write(b); err != nil {
+		h.readBye()
 		return nil, h.brokenErr(err)
 	}
-	for {
-		r, ok := <-h.replies
-		if !ok {
-			return nil, h.brokenErr(nil)
+	var r *clientpb.VQReply
+	for r == nil {
+		var m clientpb.VQMessage
+		if err := h.rd.Read(&m); err != nil {
+			return nil, h.brokenErr(err)
 		}
-		if r.Id == req.Id {
-			if e := cs.FromCode(r.Error); e != nil {
-				return r, e
+		switch b := m.Body.(type) {
+		case *clientpb.VQMessage_Reply:
+			if b.Reply.Id == req.Id {
+				r = b.Reply
 			}
-			return r, nil
+		case *clientpb.VQMessage_Hello: // the agent ends the session, saying why
+			if b.Hello.Error != "" {
+				return nil, h.brokenErr(agentSaid(b.Hello.Error))
+			}
 		}
 	}
+	// The events the agent sent before this reply are in the dispatch
+	// queue before the call returns (TrackStart's current state).
+	if h.evRead.Load() < r.LastEvent {
+		h.mu.Lock()
+		for h.evRead.Load() < r.LastEvent && h.err == nil && !h.closed {
+			h.seen.Wait()
+		}
+		h.mu.Unlock()
+		if h.evRead.Load() < r.LastEvent {
+			return nil, h.brokenErr(nil)
+		}
+	}
+	if e := cs.FromCode(r.Error); e != nil {
+		return r, e
+	}
+	return r, nil
 }
 
+// brokenErr is the error of a call that lost the agent: cs.ErrBadHandle
+// after Finalize, else cs.ErrLibrary with the first reason known.
 func (h *Handle) brokenErr(err error) error {
+	if err != nil {
+		h.fail(err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return cs.ErrBadHandle
 	}
-	if h.err != nil {
-		err = h.err
-	}
-	return fmt.Errorf("%w: %v", cs.ErrLibrary, err)
+	return fmt.Errorf("%w: %v", cs.ErrLibrary, h.reason())
 }
 
 // Finalize closes the handle (votequorum_finalize). A registered quorum
@@ -279,11 +386,11 @@ func (h *Handle) Finalize() error {
 		return cs.ErrBadHandle
 	}
 	h.closed = true
+	h.seen.Broadcast()
 	h.mu.Unlock()
 	close(h.finalized)
-	h.stream.CloseSend()
-	h.cancel()
-	h.conn.Close()
+	h.req.Close()
+	h.ev.Close()
 	h.pw.Close()
 	h.pr.Close()
 	return nil
@@ -349,7 +456,7 @@ func (h *Handle) next(block bool) (*clientpb.VQEvent, error) {
 			h.pr.Read(b[:]) // keep Fd readable exactly while events are queued
 			return ev, nil
 		}
-		err := h.err
+		err := h.reason()
 		h.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", cs.ErrLibrary, err)

@@ -238,13 +238,20 @@ func runQuorum(ctx context.Context, socket string, qc quorumtool.Command, asJSON
 		if err := h.TrackStart(0, cs.TrackChanges); err != nil {
 			return &exitError{1, fmt.Errorf("Unable to start tracking: %w", err)}
 		}
-		go h.Run(ctx)
 		sig, stop := signal.NotifyContext(ctx, os.Interrupt)
 		defer stop()
+		runErr := make(chan error, 1)
+		go func() { runErr <- h.Run(sig) }()
 		for {
 			select {
 			case <-sig.Done():
 				return nil
+			case err := <-runErr:
+				// The agent went away: -m only exits on error (1).
+				if err == nil {
+					return nil
+				}
+				return &exitError{1, fmt.Errorf("Unable to dispatch quorum events: %w", err)}
 			case <-changed:
 			}
 			st, err := h.Status()

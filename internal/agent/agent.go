@@ -299,11 +299,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.tr.Close()
 		return err
 	}
-	srv := ipc.NewServer(ipc.Policy{UIDs: a.cfg.Agent.AllowedUIDs, GIDs: a.cfg.Agent.AllowedGIDs})
+	policy := ipc.Policy{UIDs: a.cfg.Agent.AllowedUIDs, GIDs: a.cfg.Agent.AllowedGIDs}
+	srv := ipc.NewServer(policy)
 	clientpb.RegisterAgentServer(srv, &server{a: a})
 	clientpb.RegisterVotequorumServer(srv, &vqServer{a: a})
 	a.registerGroups(srv)
-	go srv.Serve(lis)
+	go srv.Serve(ipc.Sniff(lis, policy, newVQLocal(a).serve)) // gRPC, and votequorum's local transport
 	defer func() {
 		srv.Stop()
 		os.Remove(a.socket)
@@ -591,6 +592,7 @@ func (a *Agent) closeClients(reason error) {
 		}
 	}
 	a.vqSessions = nil
+	a.closeGroupClients(reason)
 	a.subscribers, a.watchers, a.pending = nil, nil, nil
 }
 

@@ -2,9 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/conclave/conclave/api/clientpb"
 	"github.com/conclave/conclave/cs"
 	"github.com/conclave/conclave/internal/config"
+	"github.com/conclave/conclave/internal/ipc"
 	"github.com/conclave/conclave/internal/membership"
 	"github.com/conclave/conclave/internal/quorum"
 )
@@ -54,24 +59,45 @@ func (a *Agent) newQuorum() (*quorum.Engine, error) {
 	return q, nil
 }
 
-// vqSession is one votequorum handle: its replies and events go out in
-// order through out, written by the session's own goroutine.
+// vqSession is one votequorum handle, over gRPC (Session) or over the local
+// transport (vqLocal); local is set for the latter.
 //
-// Whoever holds sendMu takes messages off out and sends them, so they leave
-// in the order they were queued: the goroutine that served a request sends
-// its reply itself (no hand-off to another goroutine on the round trip that
-// GetInfo callers measure), and the writer goroutine sends what arrives in
-// between (events).
+// Over gRPC its replies and events go out in order through out: whoever
+// holds sendMu takes messages off out and sends them, so they leave in the
+// order they were queued: the goroutine that served a request sends its
+// reply itself, and the writer goroutine sends what arrives in between
+// (events).
 type vqSession struct {
-	out      chan *clientpb.VQMessage
-	wake     chan struct{} // something was queued
-	gone     chan struct{}
+	gone     chan struct{} // closed, with reason set, when the session ends
 	reason   error
 	tracking bool
 	context  uint64
 
+	out    chan *clientpb.VQMessage
+	wake   chan struct{} // something was queued
 	sendMu sync.Mutex
 	stream clientpb.Votequorum_SessionServer
+
+	local *vqLocalSession
+}
+
+// vqLocalSession is the local transport's side of a session: events go to
+// the event connection's writer through events, numbered by seq; the reply
+// to the request being served goes to the request connection's goroutine
+// through replies.
+type vqLocalSession struct {
+	uid     uint32                   // the event connection must come from the same user
+	events  chan *clientpb.VQMessage // bounded: a client that stops reading is cut off
+	seq     uint64                   // events queued so far (under the agent's lock)
+	replies chan *clientpb.VQReply   // one request is served at a time
+}
+
+// end cuts the session off; under the agent's lock.
+func (s *vqSession) end(reason error) {
+	if s.reason == nil {
+		s.reason = reason
+		close(s.gone)
+	}
 }
 
 // flush sends everything queued, in order.
@@ -97,8 +123,19 @@ type vqPending struct {
 	id   uint64
 }
 
+// send queues an event (or, over gRPC, a reply) under the agent's lock; a
+// client whose queue is full is cut off.
 func (s *vqSession) send(m *clientpb.VQMessage) {
 	if s.reason != nil {
+		return
+	}
+	if l := s.local; l != nil {
+		select {
+		case l.events <- m:
+			l.seq++
+		default:
+			s.end(ErrSlowClient)
+		}
 		return
 	}
 	select {
@@ -108,8 +145,7 @@ func (s *vqSession) send(m *clientpb.VQMessage) {
 		default:
 		}
 	default:
-		s.reason = ErrSlowClient
-		close(s.gone)
+		s.end(ErrSlowClient)
 	}
 }
 
@@ -117,6 +153,16 @@ func (s *vqSession) reply(id uint64, err error, fill func(*clientpb.VQReply)) {
 	r := &clientpb.VQReply{Id: id, Error: int32(cs.Code(err))}
 	if fill != nil {
 		fill(r)
+	}
+	if l := s.local; l != nil {
+		if s.reason == nil {
+			r.LastEvent = l.seq
+			select {
+			case l.replies <- r:
+			default: // a second reply for one request: cannot happen
+			}
+		}
+		return
 	}
 	s.send(&clientpb.VQMessage{Body: &clientpb.VQMessage_Reply{Reply: r}})
 }
@@ -176,7 +222,16 @@ func (a *Agent) eventMsg(ev quorum.Event, ctx uint64, now time.Time) *clientpb.V
 	return &clientpb.VQMessage{Body: &clientpb.VQMessage_Event{Event: e}}
 }
 
-// vqServer serves the votequorum API.
+// vqQueue is how many messages a handle may have waiting before the agent
+// cuts it off (ErrSlowClient).
+const vqQueue = 4096
+
+func (a *Agent) vqNotConfigured() string {
+	return "quorum is not configured: set quorum.provider to corosync_votequorum in " + a.cfg.Path
+}
+
+// vqServer serves the votequorum API over gRPC; vqLocal (below)
+// over the local transport.
 type vqServer struct {
 	clientpb.UnimplementedVotequorumServer
 	a *Agent
@@ -185,10 +240,10 @@ type vqServer struct {
 func (v *vqServer) Session(stream clientpb.Votequorum_SessionServer) error {
 	a := v.a
 	if a.q == nil {
-		return status.Error(codes.FailedPrecondition, "quorum is not configured: set quorum.provider to corosync_votequorum in "+a.cfg.Path)
+		return status.Error(codes.FailedPrecondition, a.vqNotConfigured())
 	}
 	ctx := stream.Context()
-	sess := &vqSession{out: make(chan *clientpb.VQMessage, 4096), wake: make(chan struct{}, 1), gone: make(chan struct{}), stream: stream}
+	sess := &vqSession{out: make(chan *clientpb.VQMessage, vqQueue), wake: make(chan struct{}, 1), gone: make(chan struct{}), stream: stream}
 	a.mu.Lock()
 	a.vqSessions = append(a.vqSessions, sess)
 	a.mu.Unlock()
@@ -359,4 +414,241 @@ func (a *Agent) vqStatus(now time.Time) *clientpb.VQStatus {
 		out.Nodes = append(out.Nodes, ns)
 	}
 	return out
+}
+
+// vqLocal serves the votequorum API over the local transport (the
+// connections ipc.Sniff hands over): per handle, a request connection whose
+// goroutine reads each request, serves it and writes the reply (no other
+// goroutine on the round trip), and an event connection written by a
+// goroutine of its own from a bounded queue, so that a client that stops
+// reading its events is cut off and never holds the agent.
+type vqLocal struct {
+	a       *Agent
+	mu      sync.Mutex
+	waiting map[uint64]*vqSession // by id: sessions whose event connection has not come yet
+}
+
+func newVQLocal(a *Agent) *vqLocal { return &vqLocal{a: a, waiting: map[uint64]*vqSession{}} }
+
+const (
+	vqMaxRequest   = 64 << 10         // a larger request frame closes the connection
+	vqEventTimeout = 10 * time.Second // an event write blocked this long cuts the handle off
+	vqByeTimeout   = 100 * time.Millisecond
+)
+
+// serve serves one local-transport connection, from its hello on.
+func (v *vqLocal) serve(c *ipc.LocalConn) {
+	defer c.Close()
+	fr := ipc.NewFrameReader(c, vqMaxRequest)
+	c.SetReadDeadline(time.Now().Add(ipc.SniffTimeout))
+	var req clientpb.VQRequest
+	if err := fr.Read(&req); err != nil {
+		vqBye(c, err)
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	h := req.GetHello()
+	switch {
+	case h == nil:
+		vqBye(c, errors.New("a votequorum connection opens with a hello"))
+	case h.Role == clientpb.VQHello_REQUESTS:
+		v.requests(c, fr)
+	case h.Role == clientpb.VQHello_EVENTS:
+		v.events(c, h.Session)
+	default:
+		vqBye(c, fmt.Errorf("hello: unknown role %d", h.Role))
+	}
+}
+
+// vqBye tells the client why its connection ends, if that can be done at
+// once (nothing is said when it closed the connection itself).
+func vqBye(c net.Conn, why error) {
+	if errors.Is(why, io.EOF) || errors.Is(why, net.ErrClosed) {
+		return
+	}
+	b, _ := ipc.AppendFrame(nil, &clientpb.VQMessage{Body: &clientpb.VQMessage_Hello{Hello: &clientpb.VQHello{Error: why.Error()}}})
+	c.SetWriteDeadline(time.Now().Add(vqByeTimeout))
+	c.Write(b)
+}
+
+// errClientClosed ends a session whose client closed its connection.
+var errClientClosed = errors.New("the client closed the connection")
+
+// requests serves a handle's request connection; the session lives as
+// long as it does.
+func (v *vqLocal) requests(c *ipc.LocalConn, fr *ipc.FrameReader) {
+	a := v.a
+	if a.q == nil {
+		vqBye(c, errors.New(a.vqNotConfigured()))
+		return
+	}
+	l := &vqLocalSession{uid: c.Cred.UID, events: make(chan *clientpb.VQMessage, vqQueue), replies: make(chan *clientpb.VQReply, 1)}
+	sess := &vqSession{gone: make(chan struct{}), local: l}
+	a.mu.Lock()
+	if a.stopped || a.failure != nil {
+		a.mu.Unlock()
+		vqBye(c, errors.New("agent stopping"))
+		return
+	}
+	a.vqSessions = append(a.vqSessions, sess)
+	a.mu.Unlock()
+	id := v.register(sess)
+	defer func() {
+		v.mu.Lock()
+		delete(v.waiting, id)
+		v.mu.Unlock()
+		a.mu.Lock()
+		sess.end(errClientClosed)
+		a.mu.Unlock()
+		a.dropSession(sess)
+	}()
+	// However the session ends (cut off, the agent stopping, the event
+	// connection failing), the read below returns and says why.
+	go func() {
+		<-sess.gone
+		c.SetReadDeadline(time.Unix(1, 0))
+	}()
+	b, err := ipc.AppendFrame(nil, &clientpb.VQMessage{Body: &clientpb.VQMessage_Hello{Hello: &clientpb.VQHello{Session: id}}})
+	if err != nil {
+		return
+	}
+	if _, err := c.Write(b); err != nil {
+		return
+	}
+	var req clientpb.VQRequest
+	for {
+		if err := fr.Read(&req); err != nil {
+			select {
+			case <-sess.gone:
+				vqBye(c, sess.reason)
+			default:
+				vqBye(c, err) // a bad frame; nothing when the client closed
+			}
+			return
+		}
+		a.mu.Lock()
+		if a.stopped || a.failure != nil {
+			sess.end(errors.New("agent stopping"))
+		}
+		if sess.reason != nil {
+			a.mu.Unlock()
+			vqBye(c, sess.reason)
+			return
+		}
+		if a.vqRequest(sess, &req) {
+			a.unlockAfter()
+		} else {
+			a.mu.Unlock()
+		}
+		var r *clientpb.VQReply
+		select {
+		case r = <-l.replies: // at once, unless a registration goes round the cluster first
+		case <-sess.gone:
+			vqBye(c, sess.reason)
+			return
+		}
+		b, err = ipc.AppendFrame(b[:0], &clientpb.VQMessage{Body: &clientpb.VQMessage_Reply{Reply: r}})
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(b); err != nil {
+			return
+		}
+	}
+}
+
+// register gives sess a random id for its event connection to name.
+func (v *vqLocal) register(sess *vqSession) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		id := binary.LittleEndian.Uint64(b[:])
+		if _, taken := v.waiting[id]; id != 0 && !taken {
+			v.waiting[id] = sess
+			return id
+		}
+	}
+}
+
+// events writes a session's events to its event connection, in order.
+func (v *vqLocal) events(c *ipc.LocalConn, id uint64) {
+	a := v.a
+	v.mu.Lock()
+	sess := v.waiting[id]
+	if sess != nil && sess.local.uid == c.Cred.UID {
+		delete(v.waiting, id)
+	} else {
+		sess = nil
+	}
+	v.mu.Unlock()
+	if sess == nil {
+		vqBye(c, errors.New("no such votequorum session"))
+		return
+	}
+	l := sess.local
+	fail := func(err error) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ErrSlowClient
+		} else {
+			err = fmt.Errorf("event connection: %w", err)
+		}
+		a.mu.Lock()
+		sess.end(err)
+		a.mu.Unlock()
+	}
+	c.SetWriteDeadline(time.Now().Add(vqEventTimeout))
+	b, err := ipc.AppendFrame(nil, &clientpb.VQMessage{Body: &clientpb.VQMessage_Hello{Hello: &clientpb.VQHello{Role: clientpb.VQHello_EVENTS, Session: id}}})
+	if err == nil {
+		_, err = c.Write(b)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	go func() { // a client cut off for not reading: end the blocked write
+		<-sess.gone
+		if errors.Is(sess.reason, ErrSlowClient) {
+			c.SetWriteDeadline(time.Unix(1, 0))
+		}
+	}()
+	bye := func() {
+		if !errors.Is(sess.reason, ErrSlowClient) { // else its socket buffer is full
+			vqBye(c, sess.reason)
+		}
+	}
+	for {
+		select {
+		case m := <-l.events:
+			b = b[:0]
+			for m != nil { // what is queued, in one write
+				if b, err = ipc.AppendFrame(b, m); err != nil {
+					fail(err)
+					return
+				}
+				m = nil
+				if len(b) < 64<<10 {
+					select {
+					case m = <-l.events:
+					default:
+					}
+				}
+			}
+			c.SetWriteDeadline(time.Now().Add(vqEventTimeout))
+			select {
+			case <-sess.gone: // the watcher may have set its deadline before ours
+				bye()
+				return
+			default:
+			}
+			if _, err := c.Write(b); err != nil {
+				fail(err)
+				return
+			}
+		case <-sess.gone:
+			bye()
+			return
+		}
+	}
 }

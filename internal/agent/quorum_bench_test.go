@@ -14,9 +14,9 @@ import (
 	"github.com/conclave/conclave/votequorum"
 )
 
-// BenchmarkGetInfo measures votequorum GetInfo round trips on one
-// connection to a one-node agent in this process (the client, the agent's
-// gRPC server and its lock; no network between nodes).
+// BenchmarkGetInfo measures votequorum GetInfo round trips on one handle
+// to a one-node agent in this process (the client, the agent's local
+// transport and its lock; no network between nodes).
 func BenchmarkGetInfo(b *testing.B) {
 	dir := b.TempDir()
 	text := "[totem]\ncluster_name = \"t\"\ncrypto_cipher = \"none\"\ncrypto_hash = \"none\"\n" +

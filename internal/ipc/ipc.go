@@ -1,6 +1,7 @@
 // Package ipc is the local socket between the agent and its clients: gRPC
 // over a Unix socket, with the caller's uid and groups checked by the kernel
-// (SO_PEERCRED) before any call is served.
+// (SO_PEERCRED) before any call is served; and, on the same socket, a lean
+// framed protocol for clients whose round trips matter (local.go).
 package ipc
 
 import (
@@ -103,8 +104,13 @@ type serverCreds struct {
 }
 
 func (s serverCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
+	var uc *net.UnixConn
+	switch c := c.(type) {
+	case *net.UnixConn:
+		uc = c
+	case *replayConn: // through Sniff
+		uc = c.UnixConn
+	default:
 		return nil, nil, fmt.Errorf("ipc: not a unix socket connection")
 	}
 	cred, err := PeerCred(uc)
@@ -234,6 +240,27 @@ func NewServer(p Policy, opts ...grpc.ServerOption) *grpc.Server {
 // Dial connects to the agent socket at path. It fails at once, with a
 // message that says what to check, when no agent listens there.
 func Dial(ctx context.Context, path string) (*grpc.ClientConn, error) {
+	c, err := dialUnix(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	c.Close()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+abs,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	return conn, nil
+}
+
+// dialUnix connects to the agent socket at path, with messages that say
+// what to check when no agent listens there.
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no agent socket at %s: is the agent running? (set --socket or %s)", path, SocketEnv)
@@ -252,12 +279,5 @@ func Dial(ctx context.Context, path string) (*grpc.ClientConn, error) {
 		}
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
-	c.Close()
-	conn, err := grpc.NewClient("unix://"+abs,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", path, err)
-	}
-	return conn, nil
+	return c, nil
 }

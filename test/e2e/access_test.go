@@ -35,8 +35,8 @@ func TestSocketAccess(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	asNobody := func(socket string) (string, int) {
-		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "status", "--socket", socket)
+	asNobody := func(socket string, args ...string) (string, int) {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, append(args, "--socket", socket)...)...)
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -64,12 +64,20 @@ func TestSocketAccess(t *testing.T) {
 					os.Chmod(d, fi.Mode().Perm()|0o005)
 				}
 			}
-			out, code := asNobody(c.Node(1).Socket)
+			out, code := asNobody(c.Node(1).Socket, "status")
 			switch {
 			case tc.allow && (code != 0 || !strings.Contains(out, "Node ID:")):
 				t.Fatalf("allowed user refused (exit %d):\n%s", code, out)
 			case !tc.allow && (code == 0 || !strings.Contains(out, "permission denied")):
 				t.Fatalf("unlisted user not refused clearly (exit %d):\n%s", code, out)
+			}
+			// The same on votequorum's own transport (not gRPC).
+			out, code = asNobody(c.Node(1).Socket, "quorum", "status")
+			switch {
+			case tc.allow && (code != 0 || !strings.Contains(out, "Quorum information")):
+				t.Fatalf("allowed user refused by votequorum (exit %d):\n%s", code, out)
+			case !tc.allow && (code == 0 || !strings.Contains(out, "uid 65534: permission denied")):
+				t.Fatalf("unlisted user not refused clearly by votequorum (exit %d):\n%s", code, out)
 			}
 		})
 	}
