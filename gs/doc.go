@@ -111,8 +111,12 @@
 //     disconnected: its providers fail out of their groups rather than
 //     hold them back. Phase time limits bound how long a provider that
 //     stops dispatching can hold a protocol.
-//   - Subscription special data (adapter groups) is not implemented; only
-//     the host-membership system group (HostGroupName) exists.
+//   - System groups: the host-membership group (HostGroupName) and one
+//     adapter-membership group per link, AdapterGroupPrefix followed by
+//     "link" and the link number: the network is named by its link number
+//     and each adapter is the provider (node, instance = link number).
+//     Subscription special data (adapter death and alias arrays) is not
+//     implemented.
 //
 // The choices the spec leaves open ([P]), and where the service departs
 // from it, are listed in the documentation of the agent's engine

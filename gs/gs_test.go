@@ -91,6 +91,7 @@ func TestValuesMatchEngine(t *testing.T) {
 		{"MaxMessageLength", MaxMessageLength, groups.DefaultMaxMessage},
 		{"ClientVersionLevel", ClientVersionLevel, groups.ClientVersionLevel},
 		{"HostGroupName", HostGroupName, groups.HostGroupName},
+		{"AdapterGroupPrefix", AdapterGroupPrefix, groups.AdapterGroupPrefix},
 	}
 	for _, p := range pairs {
 		if p.got != p.want {

@@ -350,6 +350,18 @@ const (
 // ring id. Subscribe to it; joining it is ErrInvalidGroup.
 const HostGroupName = "ha_gs_host_membership"
 
+// AdapterGroupPrefix begins the names of the adapter-membership system
+// groups, one per link: AdapterGroupPrefix + "link" + the link number (as
+// AdapterInfo reports it), e.g. "ha_gs_adapter_membership.link0". Such a
+// group has one provider (node, instance = link number) per member of the
+// installed view whose link is up as that node sees it: it can reach at
+// least one peer over the link (a link no other node configures counts as
+// up). The state value is empty. Subscribe to it; joining any name with
+// this prefix is ErrInvalidGroup. Subscribing while no node has the link up
+// fails with ErrUnknownGroup; a subscription made earlier survives the
+// group going empty and reports the adapters coming back.
+const AdapterGroupPrefix = "ha_gs_adapter_membership."
+
 // Attributes is ha_gs_group_attributes_t (spec §2.3). A joiner's
 // attributes must equal the group's in every field but Version and
 // ClientVersion, else ErrBadGroupAttributes. Zero values read as: one

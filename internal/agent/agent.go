@@ -82,6 +82,11 @@ type Agent struct {
 	subscribers []*subscriber
 	watchers    []*watcher
 	lastEvent   *clientpb.Event
+
+	// linkPeers: per link, the peers reachable over it (link events). The
+	// groups engine's adapter system groups have this node's link up
+	// while one is (linkChanged).
+	linkPeers [config.MaxLinks]map[membership.NodeID]bool
 }
 
 type publishReq struct {
@@ -162,6 +167,17 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	a.g = groups.New(groups.Config{Node: membership.NodeID(self.ID)})
 	a.gs = newGSState()
+	for l := range cfg.LinkCount() {
+		// A link no other node configures has nobody to test it against:
+		// it counts as up. The others are up once a peer is reachable.
+		solo := self.Links[l] != ""
+		for _, nd := range cfg.Nodes {
+			solo = solo && (nd.ID == self.ID || nd.Links[l] == "")
+		}
+		if solo {
+			a.g.AdapterStatus(a.started, l, true)
+		}
+	}
 	svcs := append([]service.Service{a.g}, o.Services...)
 	if a.q != nil {
 		svcs = append([]service.Service{a.q}, svcs...)
@@ -509,6 +525,7 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 				Joined: ids32(ev.Joined), Left: ids32(ev.Left), UnixNano: now.UnixNano()})
 		case membership.EventLink:
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_LINK, Node: uint32(ev.Node), Link: uint32(ev.Link), Up: ev.Up, UnixNano: now.UnixNano()})
+			a.linkChanged(now, ev.Node, ev.Link, ev.Up)
 		case membership.EventHeldOut:
 			a.broadcastEvent(&clientpb.Event{Kind: clientpb.Event_HELD_OUT, Node: uint32(ev.Node), UntilUnixNano: ev.Until.UnixNano(), UnixNano: now.UnixNano()})
 		case membership.EventDeliver:
@@ -523,6 +540,29 @@ func (a *Agent) handleEvents(evs []membership.Event) {
 		}
 	}
 	a.msgs.flush()
+}
+
+// linkChanged tracks the peers reachable over link l and tells the groups
+// engine when this node's link goes up (a first peer reachable) or down
+// (none left): its adapter system groups.
+func (a *Agent) linkChanged(now time.Time, peer membership.NodeID, l int, up bool) {
+	if l < 0 || l >= len(a.linkPeers) {
+		return
+	}
+	m := a.linkPeers[l]
+	if m == nil {
+		m = map[membership.NodeID]bool{}
+		a.linkPeers[l] = m
+	}
+	was := len(m) > 0
+	if up {
+		m[peer] = true
+	} else {
+		delete(m, peer)
+	}
+	if is := len(m) > 0; is != was {
+		a.g.AdapterStatus(now, l, is)
+	}
 }
 
 func (a *Agent) broadcastEvent(ev *clientpb.Event) {

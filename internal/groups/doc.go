@@ -26,7 +26,8 @@
 // against the local replica (synchronous HA_GS_* errors, as Error values
 // errors.Is can match) and broadcast. The outcome comes back from Ready as
 // Notifications addressed to (client, token), and as Deactivations the
-// agent must run.
+// agent must run. The agent also reports this node's links with
+// AdapterStatus (the adapter system groups).
 //
 // # Partitions
 //
@@ -98,7 +99,7 @@
 //     source provider on the same node (sync when known locally, async
 //     otherwise); chains allowed, cycles refused. Cast-out when a node has
 //     no source provider left; reflection after every approved source state
-//     change. Host groups are not usable as sources yet.
+//     change. System groups are not usable as sources yet.
 //   - Dissolution (U-27): when the last provider goes, subscribers get
 //     SUBSCRIPTION_DISSOLVED and the group is forgotten, unless joins are
 //     queued, which re-create it with the same attributes.
@@ -116,10 +117,18 @@
 //   - Responsiveness (U-15): the agent detects misses and calls
 //     Responsiveness; every provider of the client's groups gets the
 //     announcement; nobody is removed.
-//   - System groups (U-19): ha_gs_host_membership only (one provider
-//     (node, 0) per member of the installed view, state value = ring id);
-//     the adapter group is not implemented. Names starting with "_" are
-//     reserved too (U-5).
+//   - System groups (U-19): ha_gs_host_membership (one provider (node, 0)
+//     per member of the installed view, state value = ring id) and
+//     ha_gs_adapter_membership.link<L> (one provider (node, L) per member
+//     whose link L is up as that node reports it; empty state value). A
+//     link's state is its node's own knowledge: the node announces its up
+//     links in the ordered stream when they change and in its sync header
+//     at every view change, and Installed rebuilds the adapters from the
+//     headers, so every replica agrees (adapter.go). An adapter group with
+//     no adapter up cannot be subscribed to (UNKNOWN_GROUP), but an existing
+//     subscription survives it going empty. Special data (§2.8) is not
+//     implemented. Both are read-only; the adapter prefix and names
+//     starting with "_" are reserved too (U-5).
 //   - Wire format: JSON envelopes (readable in traces); every member sends
 //     its whole replica in the sync step.
 package groups

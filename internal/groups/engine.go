@@ -65,6 +65,15 @@ type Engine struct {
 	buffered   []delivery
 
 	host []NodeID // the host-membership system group
+	// adapters is the adapter-membership system groups' replica: each
+	// member's adapters as it announced them (adapter.go).
+	adapters map[NodeID]adState
+
+	// Local: this node's adapters as the agent reports them, the last
+	// announcement's sequence number, and the set it announced.
+	adLocal map[int]bool
+	adSeq   uint64
+	adSent  []int
 
 	syncOut, normOut [][]byte
 	ready            Ready
@@ -125,6 +134,8 @@ func New(cfg Config) *Engine {
 		voted:       map[Token]phaseKey{},
 		timers:      map[string]phaseTimer{},
 		timeoutSent: map[phaseKey]bool{},
+		adapters:    map[NodeID]adState{},
+		adLocal:     map[int]bool{},
 	}
 }
 
@@ -194,6 +205,8 @@ func (e *Engine) apply(from NodeID, payload []byte) {
 		e.applyDeact(m)
 	case kResp:
 		e.applyResp(m)
+	case kAdapter:
+		e.applyAdapter(from, m)
 	}
 }
 
@@ -644,6 +657,11 @@ func (e *Engine) Subscribe(now time.Time, client ClientID, a SubscribeArgs) (Tok
 			e.unknownGroup(tok, a)
 			return tok, nil
 		}
+	} else if link, ok := adapterLink(a.Group); ok {
+		if !e.installed || len(adapterNodes(e.adapters, link)) == 0 {
+			e.unknownGroup(tok, a)
+			return tok, nil
+		}
 	} else if e.groups[a.Group] == nil || len(e.groups[a.Group].Providers) == 0 {
 		e.unknownGroup(tok, a)
 		return tok, nil
@@ -688,6 +706,9 @@ func (e *Engine) snapshot(name string) ([]byte, []ProviderID) {
 			ids[i] = ProviderID{Node: n}
 		}
 		return []byte(e.ring.String()), ids
+	}
+	if link, ok := adapterLink(name); ok {
+		return nil, e.adapterMembers(link)
 	}
 	g := e.groups[name]
 	return g.State, g.ids()

@@ -235,6 +235,14 @@ func digest(e *Engine) string {
 		b.Write(encode(&wmsg{K: kSyncGroup, Group: e.groups[name]}))
 		b.WriteByte('\n')
 	}
+	nodes := make([]NodeID, 0, len(e.adapters))
+	for n := range e.adapters {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "adapters %d %+v\n", n, e.adapters[n])
+	}
 	return b.String()
 }
 

@@ -24,6 +24,9 @@ func TestRandom(t *testing.T) {
 
 func randomRun(t *testing.T, seed int64) {
 	rng := rand.New(rand.NewSource(seed))
+	// Adapter flips draw from their own source, so that the other steps of
+	// a seed stay what they were.
+	arng := rand.New(rand.NewSource(-seed))
 	all := []NodeID{1, 2, 3, 4}
 	h := newHarness(t, all...)
 	attrs := map[string]Attributes{}
@@ -87,6 +90,9 @@ func randomRun(t *testing.T, seed int64) {
 			w = clients[rng.Intn(len(clients))]
 		}
 		wOK := len(clients) > 0 && h.eng[w.node] != nil
+		if arng.Intn(3) == 0 {
+			h.eng[nodes[arng.Intn(len(nodes))]].AdapterStatus(h.now, arng.Intn(3), arng.Intn(2) == 0)
+		}
 		switch r := rng.Intn(100); {
 		case r < 20:
 			names := []string{"g1", "g2", "t"}
@@ -185,6 +191,14 @@ func randomRun(t *testing.T, seed int64) {
 			}
 		}
 		h.advance(time.Second)
+	}
+	// Every replica holds every node's adapters as the node reports them.
+	for _, m := range all {
+		for _, n := range all {
+			if got, want := h.eng[m].adapters[n].Links, h.eng[n].localLinks(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("node %d holds links %v for node %d, which reports %v", m, got, n, want)
+			}
+		}
 	}
 	for _, m := range all {
 		for name, g := range h.eng[m].groups {

@@ -12,6 +12,7 @@ type syncCopy struct {
 	prev   RingID
 	want   int // groups announced in the header
 	groups []*group
+	ad     *adState // the sender's own adapters
 }
 
 // complete: every group the header announced arrived. A sync step can be
@@ -42,7 +43,7 @@ func (e *Engine) Nodelist(now time.Time, ring RingID, members []NodeID) {
 		prev = e.ring
 	}
 	e.syncOut = e.syncOut[:0]
-	e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncHeader, PrevRing: prev, Seq: uint64(len(e.groups))}))
+	e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncHeader, PrevRing: prev, Seq: uint64(len(e.groups)), Ad: e.adapterHeader()}))
 	for _, name := range sortedKeys(e.groups) {
 		e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncGroup, PrevRing: prev, Group: e.groups[name]}))
 	}
@@ -58,7 +59,7 @@ func (e *Engine) deliverSync(ring RingID, from NodeID, payload []byte) {
 	}
 	switch m.K {
 	case kSyncHeader:
-		e.syncCopies[from] = &syncCopy{prev: m.PrevRing, want: int(m.Seq)}
+		e.syncCopies[from] = &syncCopy{prev: m.PrevRing, want: int(m.Seq), ad: m.Ad}
 	case kSyncGroup:
 		c := e.syncCopies[from]
 		if c == nil || c.prev != m.PrevRing || m.Group == nil {
@@ -69,15 +70,17 @@ func (e *Engine) deliverSync(ring RingID, from NodeID, payload []byte) {
 }
 
 // Installed ends the sync step: reconcile the copies, fail the providers
-// that are not (or no longer validly) in the view, update the host group,
-// then apply what was delivered meanwhile.
+// that are not (or no longer validly) in the view, update the system groups
+// (adapters from the members' own sync headers), then apply what was
+// delivered meanwhile.
 func (e *Engine) Installed(now time.Time, ring RingID, members []NodeID) {
 	e.now = now
 	myPrev := RingID{}
 	if e.installed {
 		myPrev = e.ring
 	}
-	if !e.syncing || ring != e.syncRing {
+	synced := e.syncing && ring == e.syncRing
+	if !synced {
 		// No sync step seen for this ring (a driver bug or a restart in
 		// the middle): keep what we have; the next view repairs it.
 		e.syncCopies = map[NodeID]*syncCopy{}
@@ -88,9 +91,15 @@ func (e *Engine) Installed(now time.Time, ring RingID, members []NodeID) {
 	if e.syncCopies != nil {
 		e.reconcile(ms, myPrev)
 	}
+	ads := e.adaptersFrom(ms, synced)
 	e.syncCopies = nil
 	e.syncOut = nil // anything the host did not take belongs to the step that ended
 	e.updateHost()
+	e.setAdapters(ads)
+	if _, ok := e.adapters[e.node]; !ok && len(e.adLocal) > 0 {
+		// Our header did not make it: announce again, in the new view.
+		e.announceAdapters(true)
+	}
 	buf := e.buffered
 	e.buffered = nil
 	for _, d := range buf {
@@ -312,12 +321,18 @@ func (e *Engine) updateHost() {
 		}
 	}
 	e.host = append([]NodeID(nil), e.members...)
-	for _, tok := range append([]Token(nil), e.subs[HostGroupName]...) {
+	e.notifySystem(HostGroupName, []byte(e.ring.String()), true, joined, left)
+}
+
+// notifySystem tells the subscribers of a system group what changed: the
+// joined and left pseudo-providers, and the state value if stateChanged.
+func (e *Engine) notifySystem(name string, state []byte, stateChanged bool, joined, left []ProviderID) {
+	for _, tok := range append([]Token(nil), e.subs[name]...) {
 		ti := e.tokens[tok]
 		n := Notification{Type: NotifySubscription}
-		if ti.control&SubscribeState != 0 {
+		if stateChanged && ti.control&SubscribeState != 0 {
 			n.SubscriptionType |= SubscriptionState
-			n.State = []byte(e.ring.String())
+			n.State = clone(state)
 		}
 		var changing []ProviderID
 		if len(joined) > 0 && ti.control&SubscribeDeltaJoins != 0 {
@@ -333,8 +348,8 @@ func (e *Engine) updateHost() {
 		}
 		n.ChangingMembership = changing
 		if ti.control&SubscribeMembership != 0 && ti.control&SubscribeDeltasOnly == 0 {
-			_, n.FullMembership = e.snapshot(HostGroupName)
+			_, n.FullMembership = e.snapshot(name)
 		}
-		e.emit(tok, ti, HostGroupName, n)
+		e.emit(tok, ti, name, n)
 	}
 }

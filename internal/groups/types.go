@@ -333,6 +333,13 @@ const (
 // Read-only: joining it is HA_GS_INVALID_GROUP.
 const HostGroupName = "ha_gs_host_membership"
 
+// AdapterGroupPrefix begins the names of the adapter-membership system
+// groups (spec U-19): AdapterGroupName(L) = AdapterGroupPrefix + "link" + L
+// has one pseudo-provider (node, instance L) per member of the installed
+// view whose link L is up as that node itself reports it. Read-only like
+// the host group; every name with this prefix is reserved.
+const AdapterGroupPrefix = "ha_gs_adapter_membership."
+
 // Attributes is ha_gs_group_attributes_t (spec §2.3). Joiners must present
 // attributes equal to the group's in every field except Version and
 // ClientVersion.
@@ -399,7 +406,9 @@ func validName(n string) error {
 }
 
 // reservedName: system groups and the "_" prefix U-5 reserves for them.
-func reservedName(n string) bool { return n == HostGroupName || strings.HasPrefix(n, "_") }
+func reservedName(n string) bool {
+	return n == HostGroupName || strings.HasPrefix(n, AdapterGroupPrefix) || strings.HasPrefix(n, "_")
+}
 
 // validate is U-3.
 func (a Attributes) validate() error {

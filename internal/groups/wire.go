@@ -19,6 +19,7 @@ const (
 	kResp
 	kSyncHeader
 	kSyncGroup
+	kAdapter
 )
 
 // failNote names one provider that failed (or said goodbye, or whose client
@@ -65,6 +66,10 @@ type wmsg struct {
 
 	PrevRing RingID `json:"pr"`
 	Group    *group `json:"gr,omitempty"`
+
+	// Ad is the sender's own adapters: in an adapter announcement and in
+	// its sync header.
+	Ad *adState `json:"ad,omitempty"`
 }
 
 func encode(m *wmsg) []byte {
