@@ -18,7 +18,7 @@ func benchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure local clusters and write a report",
 	}
-	cmd.AddCommand(benchMembershipCmd(), benchQuorumCmd())
+	cmd.AddCommand(benchMembershipCmd(), benchQuorumCmd(), benchGroupsCmd())
 	return cmd
 }
 
@@ -130,5 +130,63 @@ OUT/quorum.json.`,
 	f.IntVar(&o.Runs, "runs", 5, "runs per measurement (fresh cluster each)")
 	f.StringVar(&out, "out", "docs/benchmarks", "directory for quorum.md and quorum.json")
 	f.StringVar(&only, "only", "", "run only these sections: "+strings.Join(quorumSections, ","))
+	return cmd
+}
+
+// groupsSections are the parts of `conclave bench groups` that --only names.
+var groupsSections = []string{"latency", "throughput", "failover", "memory"}
+
+func benchGroupsCmd() *cobra.Command {
+	var o bench.Options
+	var out, only string
+	cmd := &cobra.Command{
+		Use:   "groups",
+		Short: "Measure the group services: state-change latency, throughput, failover, memory",
+		Long: `Start fresh 3-agent clusters on loopback, with this process as the gs client
+of every provider (one provider per agent in every group), and measure, as
+medians with min and max over --runs runs: a one-phase and a 2-phase state
+change from the ChangeStateValue call to the approved callback at the last
+of the 3 providers, p50 and p99 (latency); approved one-phase protocols per
+second over 1, 10 and 100 groups, one in flight per group (throughput);
+SIGKILL of the agent hosting one provider to the failure leave approved on
+the survivors, beside SIGKILL to the survivors' new view (failover); and the
+agents' RSS with 10,000 groups of 3 providers (memory). Writes
+OUT/groups.md and OUT/groups.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Binary = self
+			o.Log = cmd.ErrOrStderr()
+			if o.Runs < 1 {
+				return &exitError{2, fmt.Errorf("--runs %d: want at least 1", o.Runs)}
+			}
+			if only != "" {
+				for _, s := range strings.Split(only, ",") {
+					s = strings.TrimSpace(s)
+					if !slices.Contains(groupsSections, s) {
+						return &exitError{2, fmt.Errorf("--only: %q is not one of %s", s, strings.Join(groupsSections, ","))}
+					}
+					o.Only = append(o.Only, s)
+				}
+			}
+			r, err := bench.Groups(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if err := r.WriteFiles(out); err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Markdown())
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s/groups.md and %s/groups.json\n", out, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Runs, "runs", 5, "runs per measurement (fresh cluster each)")
+	f.StringVar(&out, "out", "docs/benchmarks", "directory for groups.md and groups.json")
+	f.StringVar(&only, "only", "", "run only these sections: "+strings.Join(groupsSections, ","))
 	return cmd
 }
