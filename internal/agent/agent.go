@@ -165,7 +165,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		a.store.close()
 		return nil, err
 	}
-	a.g = groups.New(groups.Config{Node: membership.NodeID(self.ID)})
+	a.g = groups.New(groups.Config{Node: membership.NodeID(self.ID), Incarnation: a.inc})
 	a.gs = newGSState()
 	for l := range cfg.LinkCount() {
 		// A link no other node configures has nobody to test it against:

@@ -183,7 +183,7 @@ func TestAdapterMergeRestart(t *testing.T) {
 	h.kill(3)
 	h.view([]NodeID{1, 2})
 	h.expect(x, "sub leave full=[1/0] ch=[3/0]")
-	h.eng[3] = New(Config{Node: 3})
+	h.eng[3] = h.restart(3)
 	h.eng[3].AdapterStatus(h.now, 0, true)
 	if _, norm := h.eng[3].Output(); len(norm) != 0 {
 		t.Fatal("announced before the first view")

@@ -32,12 +32,33 @@
 // # Partitions
 //
 // Each partition keeps running its copy. At a view change every member
-// sends its replica as sync messages tagged with the ring it was built in;
-// at Installed the copies are reconciled: a provider stays only if its node
-// is in the view and came from that copy's ring; for a group in several
-// copies the instance with the most such providers wins (then the lower
-// group-leader node, then the older ring); the others' providers get a
-// merge notification with GROUP_DISSOLVED and their lost state value.
+// sends its replica as sync messages tagged with its lineage: the ring it
+// was last installed in and its position in that ring's order (how many
+// of the ring's deliveries it applied). Two members of one lineage hold
+// identical replicas. The ring alone would not do: a member that started a
+// view it never installed left its ring with that view's cut, while a
+// member that stayed may have delivered more of the ring. At Installed the
+// copies are reconciled: a provider stays only if its node is in the view
+// and came from that copy's lineage (lineages of one ring whose copies of
+// the group are identical count as one instance); for a group in several
+// instances the one with the most such providers wins (then the lower
+// group-leader node, then the older lineage); the others' providers get a
+// merge notification with GROUP_DISSOLVED and their lost state value. A
+// local joiner whose join only the winning copy applied (it was in flight
+// when the views split) gets a delayed GROUP_DISSOLVED too.
+//
+// # Message ids and repeats
+//
+// Every message an engine broadcasts carries an id: its node, the
+// engine's incarnation (Config.Incarnation) and a counter. Each group
+// records the last id of every sender it applied, and apply skips, per
+// group, what that group already applied. The engine asks the host for
+// every delivery, repeats included (service.RepeatDeliverer): a repeat is
+// a message this node delivered in an earlier view that its sender
+// re-sent because its own partition lost it, and after a merge replaced a
+// group with another partition's copy, that copy may never have seen it.
+// Deciding by id against the replica, every member of the view decides
+// alike.
 //
 // # Proposals chosen and departures from the spec
 //
@@ -129,6 +150,7 @@
 //     subscription survives it going empty. Special data (§2.8) is not
 //     implemented. Both are read-only; the adapter prefix and names
 //     starting with "_" are reserved too (U-5).
-//   - Wire format: JSON envelopes (readable in traces); every member sends
-//     its whole replica in the sync step.
+//   - Wire format: JSON envelopes (readable in traces), each normal message
+//     with its id; every member sends its whole replica, tagged with its
+//     lineage, in the sync step.
 package groups

@@ -17,6 +17,12 @@ type Config struct {
 	// bytes (spec U-6); 0 means DefaultMaxState / DefaultMaxMessage.
 	MaxState   int
 	MaxMessage int
+	// Incarnation identifies this run of the node's engine: it must be
+	// greater than that of any earlier engine of Node (the agent passes
+	// the membership incarnation). Every message the engine broadcasts is
+	// named by (Node, Incarnation, a counter), and the replicas apply each
+	// at most once (see Deliver).
+	Incarnation uint64
 }
 
 // Engine is the group-services replicated state machine of one node. Every
@@ -33,10 +39,15 @@ type Engine struct {
 	node NodeID
 	now  time.Time
 
-	// The installed view.
+	// The installed view, and how many of its deliveries this replica
+	// has applied (its position in the view's total order).
 	ring      RingID
 	members   []NodeID
 	installed bool
+	pos       uint64
+
+	// lastNum numbers this engine's messages (wmsg.Num).
+	lastNum uint64
 
 	// groups is the replicated state: identical on every member of the
 	// view after the same deliveries.
@@ -61,6 +72,7 @@ type Engine struct {
 	// The sync step in progress.
 	syncing    bool
 	syncRing   RingID
+	syncFrom   lineage // this replica's lineage, as sent in the sync step
 	syncCopies map[NodeID]*syncCopy
 	buffered   []delivery
 
@@ -89,6 +101,9 @@ type tokenInfo struct {
 	inst    int16
 	script  string
 	control SubscriptionControl
+	// A provider's join: its message number and local name.
+	joinNum   uint64
+	localName string
 }
 
 type provKey struct {
@@ -166,12 +181,27 @@ func (e *Engine) SyncReady(ring RingID) bool {
 	return e.syncing && ring == e.syncRing && len(e.syncOut) == 0
 }
 
-func (e *Engine) send(m *wmsg) { e.normOut = append(e.normOut, encode(m)) }
+// send broadcasts m, named by this engine's next message id.
+func (e *Engine) send(m *wmsg) {
+	e.lastNum++
+	m.Inc, m.Num = e.cfg.Incarnation, e.lastNum
+	e.normOut = append(e.normOut, encode(m))
+}
+
+// DeliverRepeats (service.RepeatDeliverer): the engine wants the messages
+// the membership marks as repeats. A repeat is a message this node
+// delivered in an earlier view and its sender re-sent because its own
+// partition lost it; whether this replica applied it depends on where the
+// replica comes from, not on this node: a merge may have replaced a group
+// with another partition's copy, which never saw the message. So the
+// engine decides itself, by message id, per group (see apply).
+func (e *Engine) DeliverRepeats() bool { return true }
 
 // Deliver applies one message of the total order (service.Service).
 // Messages that arrive between Nodelist and Installed are held until the
 // view's groups are reconciled, so that every replica applies them to the
-// same state.
+// same state. Repeats come too (DeliverRepeats): every member of the view
+// sees the same sequence, and apply skips what the replica already holds.
 func (e *Engine) Deliver(now time.Time, ring RingID, from NodeID, payload []byte, sync bool) {
 	e.now = now
 	if sync {
@@ -185,10 +215,25 @@ func (e *Engine) Deliver(now time.Time, ring RingID, from NodeID, payload []byte
 	e.apply(from, payload)
 }
 
+// apply applies one delivery of the installed view. A message names the
+// groups it acts on; each group records the last message id of every
+// sender it applied (group.Seen), and a message a group already applied
+// (a repeat, or a re-send after a view change) is skipped for that group.
+// A sender's messages reach any lineage of a replica in the order it sent
+// them (the membership layer re-sends in order what its sender's view lost),
+// so the last id per sender is enough.
 func (e *Engine) apply(from NodeID, payload []byte) {
+	e.pos++
 	m, err := decode(payload)
 	if err != nil {
 		return // not ours or corrupt: every replica drops it alike
+	}
+	var touched []string
+	if m.Num != 0 {
+		if touched = e.unseen(from, m); touched == nil {
+			return
+		}
+		defer e.markSeen(from, m, touched)
 	}
 	switch m.K {
 	case kJoin:
@@ -359,10 +404,12 @@ func (e *Engine) Join(now time.Time, client ClientID, a JoinArgs) (Token, error)
 	} else if err := e.checkSource(at, e.node); err != nil {
 		return 0, err
 	}
-	tok := e.newToken(&tokenInfo{client: client, group: at.GroupName, inst: a.Instance, script: a.DeactivateScript})
+	ti := &tokenInfo{client: client, group: at.GroupName, inst: a.Instance, script: a.DeactivateScript, localName: a.LocalName}
+	tok := e.newToken(ti)
 	e.byProv[provKey{at.GroupName, a.Instance}] = tok
 	at = at.norm()
 	e.send(&wmsg{K: kJoin, G: at.GroupName, P: ProviderID{e.node, a.Instance}, Attrs: &at, LocalName: a.LocalName})
+	ti.joinNum = e.lastNum
 	return tok, nil
 }
 

@@ -25,6 +25,7 @@ type harness struct {
 	// index; hold lets a test reorder or inspect them.
 	hold bool
 	held map[int][]heldMsg
+	incs map[NodeID]uint64 // the last engine incarnation of each node
 }
 
 type heldMsg struct {
@@ -51,10 +52,19 @@ func newHarness(t *testing.T, nodes ...NodeID) *harness {
 	h := &harness{t: t, now: time.Unix(1000, 0), eng: map[NodeID]*Engine{}, rings: map[NodeID]RingID{},
 		notes: map[whoKey][]Notification{}, deacts: map[NodeID][]Deactivation{}, held: map[int][]heldMsg{}}
 	for _, n := range nodes {
-		h.eng[n] = New(Config{Node: n})
+		h.eng[n] = h.restart(n)
 	}
 	h.view(nodes)
 	return h
+}
+
+// restart is a new engine for node n, one incarnation above its last.
+func (h *harness) restart(n NodeID) *Engine {
+	if h.incs == nil {
+		h.incs = map[NodeID]uint64{}
+	}
+	h.incs[n]++
+	return New(Config{Node: n, Incarnation: h.incs[n]})
 }
 
 // view settles the current views, then installs the given partitions.

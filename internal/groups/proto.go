@@ -1,6 +1,9 @@
 package groups
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // member is one provider in a group's membership list.
 type member struct {
@@ -84,6 +87,80 @@ type group struct {
 	CastOuts    []leaveBatch `json:"co,omitempty"`
 	Joins       []member     `json:"j,omitempty"`
 	Reflections [][]byte     `json:"r,omitempty"`
+	// Seen is, per sender node, the id of the last of its messages this
+	// group applied (Engine.apply): a message is applied to a group at
+	// most once, whichever view delivers it and however often.
+	Seen map[NodeID]msgID `json:"sn,omitempty"`
+}
+
+// msgID names one message: its sender's engine incarnation and number.
+type msgID struct {
+	Inc uint64 `json:"i"`
+	Num uint64 `json:"n"`
+}
+
+func (a msgID) after(b msgID) bool {
+	return a.Inc > b.Inc || (a.Inc == b.Inc && a.Num > b.Num)
+}
+
+// seen: the group applied from's message id (or a later one of from).
+func (g *group) seen(from NodeID, id msgID) bool {
+	last, ok := g.Seen[from]
+	return ok && !id.after(last)
+}
+
+func (g *group) see(from NodeID, id msgID) {
+	if last, ok := g.Seen[from]; ok && !id.after(last) {
+		return
+	}
+	if g.Seen == nil {
+		g.Seen = map[NodeID]msgID{}
+	}
+	g.Seen[from] = id
+}
+
+// unseen lists the groups m acts on (a group that does not exist counts:
+// m may create it), leaving out, for a failure event or a responsiveness
+// report, the groups that already applied m. It returns nil when every
+// group m names already applied it.
+func (e *Engine) unseen(from NodeID, m *wmsg) []string {
+	id := msgID{m.Inc, m.Num}
+	fresh := func(name string) bool {
+		g := e.groups[name]
+		return g == nil || !g.seen(from, id)
+	}
+	switch m.K {
+	case kFail, kResp:
+		var names []string
+		notes := m.Fails[:0:0]
+		for _, f := range m.Fails {
+			if !fresh(f.G) {
+				continue
+			}
+			notes = append(notes, f)
+			if !slices.Contains(names, f.G) {
+				names = append(names, f.G)
+			}
+		}
+		m.Fails = notes
+		return names
+	case kAdapter:
+		return []string{} // not a group's: ordered by its own sequence
+	default:
+		if !fresh(m.G) {
+			return nil
+		}
+		return []string{m.G}
+	}
+}
+
+// markSeen records m in the groups it acted on that exist now.
+func (e *Engine) markSeen(from NodeID, m *wmsg, names []string) {
+	for _, name := range names {
+		if g := e.groups[name]; g != nil {
+			g.see(from, msgID{m.Inc, m.Num})
+		}
+	}
 }
 
 func (g *group) ids() []ProviderID {

@@ -151,7 +151,7 @@ func randomRun(t *testing.T, seed int64) {
 		case r < 96:
 			for _, m := range all {
 				if h.eng[m] == nil {
-					h.eng[m] = New(Config{Node: m})
+					h.eng[m] = h.restart(m)
 					h.view(live())
 					break
 				}
@@ -169,7 +169,7 @@ func randomRun(t *testing.T, seed int64) {
 	// Heal, then let everyone approve until all is done.
 	for _, m := range all {
 		if h.eng[m] == nil {
-			h.eng[m] = New(Config{Node: m})
+			h.eng[m] = h.restart(m)
 		}
 	}
 	h.view(all)

@@ -1,15 +1,39 @@
 package groups
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"time"
 )
 
-// syncCopy is what one member sent in the sync step: the ring its replica
-// comes from, and that replica's groups.
+// lineage names where a replica comes from: the ring it was last installed
+// in, and how many of that ring's deliveries it applied since (its
+// position in the ring's total order). Every member of a ring applies the
+// same sequence from the same reconciled state, so two replicas of one
+// lineage are identical. The ring alone is not enough: a member that
+// started a new view and never installed it still holds the replica of
+// its last installed ring, but it left that ring with the cut of the view
+// it started (virtual synchrony only holds between members that move
+// together), while a member that stayed delivered more.
+type lineage struct {
+	Ring RingID
+	Pos  uint64
+}
+
+func lineageLess(a, b lineage) bool {
+	if a.Ring != b.Ring {
+		return ringLess(a.Ring, b.Ring)
+	}
+	return a.Pos < b.Pos
+}
+
+// syncCopy is what one member sent in the sync step: the lineage of its
+// replica, and that replica's groups.
 type syncCopy struct {
-	prev   RingID
+	prev   lineage
 	want   int // groups announced in the header
 	groups []*group
 	ad     *adState // the sender's own adapters
@@ -17,19 +41,19 @@ type syncCopy struct {
 
 // complete: every group the header announced arrived. A sync step can be
 // cut short (the host drops what no longer fits), and a member of the same
-// ring with a whole copy is then the better source.
+// lineage with a whole copy is then the better source.
 func (c *syncCopy) complete() bool { return len(c.groups) == c.want }
 
 // Nodelist starts the sync step of a new view: queue this replica, tagged
-// with the ring it was built in, as sync messages. Members that come from
-// the same ring hold identical replicas (virtual synchrony: they delivered
-// the same messages), so at Installed one copy per previous ring is read
-// and the copies of different rings — partitions that ran apart — are
-// reconciled by the rule of spec U-13.
+// with its lineage (the ring it was last installed in and its position in
+// that ring's order), as sync messages. Members of one lineage hold
+// identical replicas, so at Installed one copy per lineage is read, and the
+// copies of different lineages — partitions that ran apart, even for a
+// few messages — are reconciled by the rule of spec U-13.
 //
 // Every member sends its whole replica, which is simple and makes the
 // reconciliation independent of who knows what; cutting it down to one
-// sender per previous ring is an optimisation left for later.
+// sender per lineage is an optimisation left for later.
 func (e *Engine) Nodelist(now time.Time, ring RingID, members []NodeID) {
 	e.now = now
 	e.syncing = true
@@ -38,14 +62,15 @@ func (e *Engine) Nodelist(now time.Time, ring RingID, members []NodeID) {
 	// A time-out sent in the old view may have been lost with it; the new
 	// representative sends again if the phase is still open.
 	e.timeoutSent = map[phaseKey]bool{}
-	prev := RingID{}
+	from := lineage{}
 	if e.installed {
-		prev = e.ring
+		from = lineage{e.ring, e.pos}
 	}
+	e.syncFrom = from
 	e.syncOut = e.syncOut[:0]
-	e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncHeader, PrevRing: prev, Seq: uint64(len(e.groups)), Ad: e.adapterHeader()}))
+	e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncHeader, PrevRing: from.Ring, Pos: from.Pos, Seq: uint64(len(e.groups)), Ad: e.adapterHeader()}))
 	for _, name := range sortedKeys(e.groups) {
-		e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncGroup, PrevRing: prev, Group: e.groups[name]}))
+		e.syncOut = append(e.syncOut, encode(&wmsg{K: kSyncGroup, PrevRing: from.Ring, Pos: from.Pos, Group: e.groups[name]}))
 	}
 }
 
@@ -59,10 +84,10 @@ func (e *Engine) deliverSync(ring RingID, from NodeID, payload []byte) {
 	}
 	switch m.K {
 	case kSyncHeader:
-		e.syncCopies[from] = &syncCopy{prev: m.PrevRing, want: int(m.Seq), ad: m.Ad}
+		e.syncCopies[from] = &syncCopy{prev: lineage{m.PrevRing, m.Pos}, want: int(m.Seq), ad: m.Ad}
 	case kSyncGroup:
 		c := e.syncCopies[from]
-		if c == nil || c.prev != m.PrevRing || m.Group == nil {
+		if c == nil || c.prev != (lineage{m.PrevRing, m.Pos}) || m.Group == nil {
 			return
 		}
 		c.groups = append(c.groups, m.Group)
@@ -75,11 +100,10 @@ func (e *Engine) deliverSync(ring RingID, from NodeID, payload []byte) {
 // delivered meanwhile.
 func (e *Engine) Installed(now time.Time, ring RingID, members []NodeID) {
 	e.now = now
-	myPrev := RingID{}
-	if e.installed {
-		myPrev = e.ring
-	}
 	synced := e.syncing && ring == e.syncRing
+	// Deliveries are held from Nodelist on, so the position is the one
+	// the sync step sent.
+	myPrev := e.syncFrom
 	if !synced {
 		// No sync step seen for this ring (a driver bug or a restart in
 		// the middle): keep what we have; the next view repairs it.
@@ -87,7 +111,7 @@ func (e *Engine) Installed(now time.Time, ring RingID, members []NodeID) {
 	}
 	ms := append([]NodeID(nil), members...)
 	sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
-	e.ring, e.members, e.installed, e.syncing = ring, ms, true, false
+	e.ring, e.members, e.installed, e.syncing, e.pos = ring, ms, true, false, 0
 	if e.syncCopies != nil {
 		e.reconcile(ms, myPrev)
 	}
@@ -114,31 +138,41 @@ func ringLess(a, b RingID) bool {
 	return a.Rep < b.Rep
 }
 
+// mergeCand is one instance of a group among the copies: the copy of one
+// lineage, or of several lineages of one ring whose copies of the group
+// are identical (from: their lineages, oldest first).
 type mergeCand struct {
-	ring     RingID
+	ring     lineage // from[0]
+	from     []lineage
 	g        *group
+	enc      []byte
 	survivor []ProviderID
 	gl       NodeID
 }
 
+func (c mergeCand) has(l lineage) bool { return slices.Contains(c.from, l) }
+
 // reconcile replaces the replica with the merge of the members' copies.
 //
 // A provider is valid in a copy only if its node is in the view and came
-// from that copy's ring: the node's own lineage is authoritative for its
+// from that copy's lineage: the node's own lineage is authoritative for its
 // providers (a node that went through another view, or restarted, may have
-// lost or re-made them). Invalid providers fail. For a group present in
-// several copies the instance with the most valid providers wins; ties go
-// to the lower node of its group leader (first valid provider in join
-// order), then to the older ring. The other instances are dissolved: their
-// local providers get a merge notification carrying their lost state value
-// and must re-join (U-13).
-func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
+// lost or re-made them, or been told outcomes the copy has not reached).
+// Lineages of one ring that hold the same copy of a group (the deliveries
+// between their positions did not touch it) are one instance of it, valid
+// for the providers of all their nodes. Invalid providers fail. For a
+// group present in several instances the one with the most valid providers
+// wins; ties go to the lower node of its group leader (first valid
+// provider in join order), then to the older lineage. The other instances
+// are dissolved: their local providers get a merge notification carrying
+// their lost state value and must re-join (U-13).
+func (e *Engine) reconcile(members []NodeID, myPrev lineage) {
 	inView := map[NodeID]bool{}
 	for _, n := range members {
 		inView[n] = true
 	}
-	prevOf := map[NodeID]RingID{}
-	canon := map[RingID]NodeID{}
+	prevOf := map[NodeID]lineage{}
+	canon := map[lineage]NodeID{}
 	for n, c := range e.syncCopies {
 		if !inView[n] {
 			continue
@@ -155,29 +189,42 @@ func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
 			canon[c.prev] = n
 		}
 	}
-	rings := make([]RingID, 0, len(canon))
+	rings := make([]lineage, 0, len(canon))
 	for r := range canon {
 		rings = append(rings, r)
 	}
-	sort.Slice(rings, func(i, j int) bool { return ringLess(rings[i], rings[j]) })
-	valid := func(id ProviderID, r RingID) bool {
+	sort.Slice(rings, func(i, j int) bool { return lineageLess(rings[i], rings[j]) })
+	valid := func(id ProviderID, c mergeCand) bool {
 		pr, ok := prevOf[id.Node]
-		return ok && pr == r
+		return ok && c.has(pr)
 	}
 
 	cands := map[string][]mergeCand{}
 	for _, r := range rings {
+	copies:
 		for _, g := range e.syncCopies[canon[r]].groups {
-			c := mergeCand{ring: r, g: g, gl: math.MaxUint32}
-			for _, m := range g.Providers {
-				if valid(m.ID, r) {
+			enc := encodeGroup(g)
+			for i := range cands[g.Name] {
+				if c := &cands[g.Name][i]; c.ring.Ring == r.Ring && bytes.Equal(c.enc, enc) {
+					c.from = append(c.from, r)
+					continue copies
+				}
+			}
+			cands[g.Name] = append(cands[g.Name], mergeCand{ring: r, from: []lineage{r}, g: g, enc: enc})
+		}
+	}
+	for _, name := range sortedKeys(cands) {
+		for i := range cands[name] {
+			c := &cands[name][i]
+			c.gl = math.MaxUint32
+			for _, m := range c.g.Providers {
+				if valid(m.ID, *c) {
 					c.survivor = append(c.survivor, m.ID)
 					if c.gl == math.MaxUint32 {
 						c.gl = m.ID.Node
 					}
 				}
 			}
-			cands[g.Name] = append(cands[g.Name], c)
 		}
 	}
 	winners := map[string]mergeCand{}
@@ -199,7 +246,7 @@ func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
 	for _, name := range sortedKeys(old) {
 		og := old[name]
 		w, ok := winners[name]
-		if ok && w.ring == myPrev {
+		if ok && w.has(myPrev) {
 			if len(cands[name]) > 1 && w.g.Attrs.MergeControl == DontMerge {
 				var others []ProviderID
 				for _, c := range cands[name] {
@@ -250,7 +297,7 @@ func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
 			continue
 		}
 		key := phaseKey{name, p.Seq, p.Phase}
-		if t, ok := e.timers[name]; ok && t.key == key && winners[name].ring == myPrev {
+		if t, ok := e.timers[name]; ok && t.key == key && winners[name].has(myPrev) {
 			timers[name] = t
 			continue
 		}
@@ -263,10 +310,10 @@ func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
 	// One failure event for every provider that is not validly in the view.
 	var fails []failNote
 	for _, name := range sortedKeys(newGroups) {
-		g, r := newGroups[name], winners[name].ring
+		g, w := newGroups[name], winners[name]
 		seen := map[ProviderID]bool{}
 		add := func(id ProviderID) {
-			if !valid(id, r) && !seen[id] {
+			if !valid(id, w) && !seen[id] {
 				seen[id] = true
 				fails = append(fails, failNote{G: name, P: id, Info: LeaveInfo{Reason: ProviderFailedLeave}})
 			}
@@ -283,9 +330,60 @@ func (e *Engine) reconcile(members []NodeID, myPrev RingID) {
 			}
 		}
 	}
+	// A local joiner that the winning copy holds but this replica did not:
+	// another partition applied the join this node sent (the message was
+	// in flight when the views split) and this node's lineage never will.
+	// It is told as if its instance had been dissolved, before it fails
+	// out of the winning copy (where its node did not come from).
+	for _, f := range fails {
+		if f.P.Node == e.node {
+			e.joinLost(f.G, f.P.Instance)
+		}
+	}
 	if len(fails) > 0 {
 		e.applyFail(fails)
 	}
+	// The same when the copy already failed it out: the join is spent
+	// there (the group applied it), so it will never be answered.
+	for _, tok := range e.pendingJoins() {
+		ti := e.tokens[tok]
+		if g := e.groups[ti.group]; g != nil && !g.hasProvider(e.pid(ti)) && g.seen(e.node, msgID{e.cfg.Incarnation, ti.joinNum}) {
+			e.joinLost(ti.group, ti.inst)
+		}
+	}
+}
+
+// pendingJoins lists the local provider tokens whose join is not approved
+// yet, in creation order.
+func (e *Engine) pendingJoins() []Token {
+	var ts []Token
+	for tok, ti := range e.tokens {
+		if !ti.sub && !ti.member && ti.joinNum != 0 {
+			ts = append(ts, tok)
+		}
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// joinLost ends a local provider's pending join with a delayed
+// GROUP_DISSOLVED, as for the joiners of a dissolved instance.
+func (e *Engine) joinLost(name string, inst int16) {
+	tok, ok := e.byProv[provKey{name, inst}]
+	if !ok {
+		return
+	}
+	ti := e.tokens[tok]
+	if ti.member {
+		return
+	}
+	var at Attributes
+	if g := e.groups[name]; g != nil {
+		at = g.Attrs
+	}
+	e.delayedError(name, ProviderID{e.node, inst}, ProtoJoin, ErrGroupDissolved,
+		&Request{Protocol: ProtoJoin, Join: &JoinArgs{Attributes: at, Instance: inst, LocalName: ti.localName}})
+	e.dropToken(tok)
 }
 
 // phaseLimit is the time limit of the current phase in seconds (0 = none).
@@ -352,4 +450,13 @@ func (e *Engine) notifySystem(name string, state []byte, stateChanged bool, join
 		}
 		e.emit(tok, ti, name, n)
 	}
+}
+
+// encodeGroup is a group's canonical encoding, to compare copies.
+func encodeGroup(g *group) []byte {
+	b, err := json.Marshal(g)
+	if err != nil {
+		panic("groups: encode: " + err.Error())
+	}
+	return b
 }

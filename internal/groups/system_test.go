@@ -14,7 +14,7 @@ func TestHostGroup(t *testing.T) {
 	h.kill(3)
 	h.view([]NodeID{1, 2})
 	h.expect(x, "sub leave full=[1/0 2/0] ch=[3/0]")
-	h.eng[3] = New(Config{Node: 3})
+	h.eng[3] = h.restart(3)
 	h.view([]NodeID{1, 2, 3})
 	h.expect(x, "sub join full=[1/0 2/0 3/0] ch=[3/0]")
 	if _, err := h.tryJoin(1, 1, onePhase(HostGroupName)); !errors.Is(err, ErrInvalidGroup) {

@@ -40,6 +40,12 @@ type wmsg struct {
 	G string     `json:"g,omitempty"`
 	P ProviderID `json:"p"`
 
+	// The message id of a normal message: the sender's engine incarnation
+	// (Config.Incarnation) and its message counter. The sender's node is
+	// the delivery's. Sync messages have none (Num 0).
+	Inc uint64 `json:"in,omitempty"`
+	Num uint64 `json:"mn,omitempty"`
+
 	Attrs     *Attributes `json:"a,omitempty"`
 	LocalName string      `json:"ln,omitempty"`
 	Phases    NumPhases   `json:"np,omitempty"`
@@ -64,7 +70,11 @@ type wmsg struct {
 	Deact      DeactivateStatus `json:"ds,omitempty"`
 	Responding bool             `json:"rs,omitempty"`
 
+	// PrevRing and Pos name a sync copy's lineage: the ring its replica
+	// was last installed in and how many of that ring's deliveries it
+	// applied.
 	PrevRing RingID `json:"pr"`
+	Pos      uint64 `json:"po,omitempty"`
 	Group    *group `json:"gr,omitempty"`
 
 	// Ad is the sender's own adapters: in an adapter announcement and in

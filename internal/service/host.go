@@ -63,13 +63,18 @@ func (h *Host) Event(now time.Time, ev membership.Event) bool {
 		if i < 0 || i >= len(h.svcs) {
 			return false
 		}
-		if !ev.Repeat {
+		if !ev.Repeat || wantsRepeats(h.svcs[i]) {
 			h.svcs[i].Deliver(now, ev.Ring, ev.From, ev.Payload[1:], ev.Sync)
 		}
 	default:
 		return false
 	}
 	return true
+}
+
+func wantsRepeats(s Service) bool {
+	r, ok := s.(RepeatDeliverer)
+	return ok && r.DeliverRepeats()
 }
 
 // Pump ticks every service, broadcasts their output, and ends the sync

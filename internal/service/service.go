@@ -29,7 +29,9 @@ type Service interface {
 	// Nodelist starts the sync step of a new view (the nodelist event).
 	Nodelist(now time.Time, ring RingID, members []NodeID)
 	// Deliver is one of the service's messages in total order; sync
-	// messages were sent during the sync step of ring.
+	// messages were sent during the sync step of ring. Repeats (messages
+	// this node delivered in an earlier view) are left out, unless the
+	// service is a RepeatDeliverer.
 	Deliver(now time.Time, ring RingID, from NodeID, payload []byte, sync bool)
 	// Installed says every member finished the sync step of ring.
 	Installed(now time.Time, ring RingID, members []NodeID)
@@ -45,4 +47,18 @@ type Service interface {
 	// SyncReady says the service sent everything it has for ring's sync
 	// step; the barrier that installs the view waits for every service.
 	SyncReady(ring RingID) bool
+}
+
+// RepeatDeliverer is a Service that wants repeats too. The membership
+// engine marks a delivery a repeat when this node already delivered the
+// message in an earlier view (the sender's partition lost it and re-sent
+// it); the Host drops repeats, which is right for a service whose state
+// is the one that delivered the message the first time. A service whose
+// state can be replaced at a view change (by another partition's copy,
+// which may not hold the message) needs every delivery, and deduplicates
+// them itself against what its state has applied.
+type RepeatDeliverer interface {
+	Service
+	// DeliverRepeats says Deliver is also to be called for repeats.
+	DeliverRepeats() bool
 }

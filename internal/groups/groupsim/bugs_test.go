@@ -5,13 +5,11 @@ import (
 	"testing"
 )
 
-// Engine bugs the simulator found, as deterministic reproductions. Each
-// test fails today; it skips, naming the bug, when the failure is the
-// known one, so that the suite stays green until the engine is fixed and
-// any other failure still shows. Both need a view change that is cut short
-// (a node paused for about one token timeout while votes are in flight,
-// with some network jitter), which the random test hits in roughly one
-// seed in a few hundred.
+// Engine bugs the simulator found, as deterministic reproductions, kept as
+// regression tests now that they are fixed. Both need a view change that
+// is cut short (a node paused for about one token timeout while votes are
+// in flight, with some network jitter), which the random test hit in
+// roughly one seed in a few hundred.
 
 // interrupted builds ring 1.4 = {1,2,3} with g = {2/1, 3/1, 3/2}
 // (n-phase, T=2) running an n-phase state change, then pauses node 1 for
@@ -46,58 +44,49 @@ func runLines(t *testing.T, lines []string) error {
 	return sc.H.Final()
 }
 
-// Bug A — an outcome is lost after a view change that was cut short.
+// Bug A — an outcome was lost after a view change that was cut short.
 //
 // Node 2 started ring 2.8 (Nodelist) but never installed it, then moved to
-// 1.c. The engine tags the replica it sends in the sync step with the last
-// *installed* ring (e.ring = 1.4), so node 2's copy and node 1's copy both
-// claim ring 1.4 although node 1 delivered three more messages of 1.4 than
-// node 2 (the membership layer does not promise node 2 those: it left 1.4
-// for 2.8). reconcile takes one copy per previous ring (node 1's, the
-// lowest complete one), in which the state change already ended rejected;
-// node 2 never produces that outcome for its provider 2/1, which next sees
-// the n-phase FAILURE_LEAVE of 3/1 and 3/2: the rejected STATE_VALUE_CHANGE
-// notification is lost. (Tagging the copy with the last Nodelist ring
-// instead would make node 2's copy its own lineage; see bug B for what
-// then goes wrong.)
+// 1.c. The engine tagged the replica it sends in the sync step with the
+// last *installed* ring only (e.ring = 1.4), so node 2's copy and node 1's
+// copy both claimed ring 1.4 although node 1 delivered three more messages
+// of 1.4 than node 2 (the membership layer does not promise node 2 those:
+// it left 1.4 for 2.8). reconcile took one copy per previous ring (node
+// 1's, the lowest complete one), in which the state change already ended
+// rejected; node 2 never produced that outcome for its provider 2/1, which
+// next saw the n-phase FAILURE_LEAVE of 3/1 and 3/2: the rejected
+// STATE_VALUE_CHANGE notification was lost.
+//
+// Fixed: a copy names its lineage, the ring and its position in the
+// ring's order (how many of its deliveries it applied), so the two copies
+// are two lineages and node 2's providers are only valid in node 2's own
+// copy, which wins the merge of {1,2}; 2/1 sees its protocol end there.
 func TestEngineBugLostOutcomeAfterInterruptedViewChange(t *testing.T) {
-	err := runLines(t, interrupted("0ms", "798ms"))
-	const symptom = "g 2/1: phase 1 of HA_GS_FAILURE_LEAVE after phase 1 of HA_GS_STATE_VALUE_CHANGE"
-	if err != nil && strings.Contains(err.Error(), symptom) {
-		t.Skipf("known engine bug A (sync copy tagged with the last installed ring; outcome lost after an interrupted view change): %v", err)
-	}
-	if err != nil {
+	if err := runLines(t, interrupted("0ms", "798ms")); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Bug B — replicas diverge because repeated deliveries are skipped after
-// the local replica was replaced by a merge.
+// Bug B — replicas diverged because repeated deliveries were skipped
+// after the local replica was replaced by a merge.
 //
 // Same start, votes 100 ms apart. Node 1 delivers the three votes in ring
 // 1.4 (its copy rejects the state change). Nodes 2 and 3 deliver only 2/1's
 // vote, in ring 2.8. In ring 1.10 = {1,2,3} the copy of node 3's lineage
 // (2.8, with the protocol still in phase 1) wins the merge, and node 1's
 // replica is replaced by it. Node 3 re-sends its two votes in 1.10: nodes
-// 2 and 3 apply them (rejected, state ""), but for node 1 they are repeats
-// (it delivered them in 1.4) and service.Host drops repeats
-// (internal/service/host.go: "if !ev.Repeat"), so node 1's copy of the
-// protocol waits, times out, takes 2/1's default APPROVE and approves
-// state "s": after convergence node 1 holds state "s", nodes 2 and 3 hold
-// "". Skipping a repeat is only right while the replica is the one that
-// delivered it; once reconcile replaced it with another lineage's copy,
-// the engine must apply what that lineage has not.
+// 2 and 3 applied them (rejected, state ""), but for node 1 they are
+// repeats (it delivered them in 1.4) and service.Host dropped repeats, so
+// node 1's copy of the protocol waited, timed out, took 2/1's default
+// APPROVE and approved state "s": after convergence node 1 held state
+// "s", nodes 2 and 3 "".
+//
+// Fixed: the engine is a service.RepeatDeliverer and every message carries
+// an id (sender, engine incarnation, counter); each group records the last
+// id of every sender it applied, so a replica applies what its groups'
+// lineages have not, repeat or not, and every member decides alike.
 func TestEngineBugRepeatsSkippedAfterMerge(t *testing.T) {
-	err := runLines(t, interrupted("100ms", "698ms"))
-	const symptom = `replicas differ after convergence:
-node 1:
-g n-phase,limit=2 members=[3/1 3/2] state="s" idle
-node 2:
-g n-phase,limit=2 members=[3/1 3/2] state="" idle`
-	if err != nil && strings.Contains(err.Error(), symptom) {
-		t.Skipf("known engine bug B (repeats dropped after reconcile replaced the replica; replicas diverge): %v", err)
-	}
-	if err != nil {
+	if err := runLines(t, interrupted("100ms", "698ms")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -190,7 +190,7 @@ func New(o *sim.Options) *Harness {
 }
 
 func (h *Harness) services(n *sim.Node) []service.Service {
-	e := &hosted{Engine: groups.New(groups.Config{Node: n.ID}), h: h, node: n.ID, inc: n.Incarnation}
+	e := &hosted{Engine: groups.New(groups.Config{Node: n.ID, Incarnation: n.Incarnation}), h: h, node: n.ID, inc: n.Incarnation}
 	h.engines[n.ID] = e
 	return []service.Service{e}
 }
