@@ -187,7 +187,7 @@ func (a *Agent) quorumOutput() error {
 	for _, ev := range r.Events {
 		for _, s := range a.vqSessions {
 			if s.tracking {
-				s.send(a.eventMsg(ev, s.context, now))
+				s.send(eventMsg(ev, s.context, now))
 			}
 		}
 	}
@@ -201,18 +201,13 @@ func (a *Agent) quorumOutput() error {
 	return nil
 }
 
-func (a *Agent) eventMsg(ev quorum.Event, ctx uint64, now time.Time) *clientpb.VQMessage {
+func eventMsg(ev quorum.Event, ctx uint64, now time.Time) *clientpb.VQMessage {
 	e := &clientpb.VQEvent{Context: ctx, UnixNano: now.UnixNano(), RingId: ringPB(ev.Ring)}
 	switch ev.Kind {
 	case quorum.EventQuorum:
 		e.Kind, e.Quorate = clientpb.VQEvent_QUORUM, ev.Quorate
 		for _, n := range ev.Nodes {
-			var votes uint32
-			if n.ID != 0 {
-				info, _ := a.q.GetInfo(now, uint32(n.ID))
-				votes = info.NodeVotes
-			}
-			e.Nodes = append(e.Nodes, &clientpb.VQNode{NodeId: uint32(n.ID), State: n.State, Votes: votes})
+			e.Nodes = append(e.Nodes, &clientpb.VQNode{NodeId: uint32(n.ID), State: n.State, Votes: n.Votes})
 		}
 	case quorum.EventNodelist:
 		e.Kind, e.Members = clientpb.VQEvent_NODELIST, ids32(ev.Members)
@@ -334,8 +329,8 @@ func (a *Agent) vqRequest(s *vqSession, req *clientpb.VQRequest) bool {
 		t := b.TrackStart
 		if t.Flags&(cs.TrackCurrent|cs.TrackChanges) != 0 {
 			nl, qe := q.Snapshot(now)
-			s.send(a.eventMsg(nl, t.Context, now))
-			s.send(a.eventMsg(qe, t.Context, now))
+			s.send(eventMsg(nl, t.Context, now))
+			s.send(eventMsg(qe, t.Context, now))
 		}
 		var err error
 		switch {

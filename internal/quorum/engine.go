@@ -653,7 +653,7 @@ func (e *Engine) expectedEvent() {
 func (e *Engine) nodeList() []NodeState {
 	l := make([]NodeState, 0, len(e.nodes)+1)
 	for _, n := range e.nodes {
-		l = append(l, NodeState{ID: n.id, State: n.state})
+		l = append(l, NodeState{ID: n.id, State: n.state, Votes: n.votes})
 	}
 	if e.us.flags&flagQdevRegistered != 0 {
 		l = append(l, NodeState{ID: QdeviceNodeID, State: e.qdev.state})

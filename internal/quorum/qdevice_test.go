@@ -87,7 +87,7 @@ func TestQdeviceRegister(t *testing.T) {
 			last = ev
 		}
 	}
-	if want := []NodeState{{1, 1}, {2, 1}, {0, 0}}; !slices.Equal(last.Nodes, want) {
+	if want := []NodeState{{1, 1, 1}, {2, 1, 1}, {0, 0, 0}}; !slices.Equal(last.Nodes, want) {
 		t.Errorf("quorum event nodes %v, want %v", last.Nodes, want)
 	}
 }

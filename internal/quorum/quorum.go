@@ -184,6 +184,7 @@ func (k EventKind) String() string {
 type NodeState struct {
 	ID    NodeID
 	State uint32
+	Votes uint32 // the node's votes (0 for the device entry); a Conclave addition
 }
 
 // Event is a client-facing notification, in the order it happened.

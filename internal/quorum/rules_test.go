@@ -159,7 +159,7 @@ func TestNodeinfoLeaving(t *testing.T) {
 			last = ev
 		}
 	}
-	want := []NodeState{{1, NodestateMember}, {2, NodestateMember}, {3, NodestateDead}}
+	want := []NodeState{{1, NodestateMember, 1}, {2, NodestateMember, 1}, {3, NodestateDead, 1}}
 	if !slices.Equal(last.Nodes, want) {
 		t.Errorf("nodes %v, want %v", last.Nodes, want)
 	}
@@ -293,7 +293,7 @@ func TestEvents(t *testing.T) {
 	if !slices.Equal(nl.Members, []NodeID{1, 2}) || nl.Ring != h.ring(1) {
 		t.Errorf("nodelist event %+v", nl)
 	}
-	want := []NodeState{{1, 1}, {2, 1}, {3, 2}}
+	want := []NodeState{{1, 1, 1}, {2, 1, 1}, {3, 2, 1}}
 	if !qe.Quorate || qe.Ring != h.ring(1) || !slices.Equal(qe.Nodes, want) {
 		t.Errorf("quorum event %+v", qe)
 	}
